@@ -20,10 +20,10 @@ struct config {
 	/* [server] */
 	char *listen;		/* host:port of the HTTP listener */
 	char *stomp_listen;	/* host:port or "" = off */
-	char *plugin_dir;
+	char *plugin_dir;	/* absolute (resolved at load) */
 	int log_level;		/* enum parley_log_level */
 	char *origins;		/* comma-separated allow-list, "" = all */
-	char *web_root;		/* static files for "/", "" = none */
+	char *web_root;		/* static files for "/", "" = none; absolute */
 	int workers;		/* worker threads */
 	int64_t max_frame;	/* STOMP frame / WebSocket message bytes */
 	int64_t max_headers;
@@ -53,12 +53,16 @@ struct config {
 };
 
 /*
- * Load and validate.  file NULL: the embedded defaults (etc/parley.ini as
- * compiled in).  On error, print one line per problem to stderr naming file,
+ * Load and validate.  file NULL: every key at its default (the key table in
+ * config.c; etc/parley.ini spells the same values), dir = the current
+ * directory.  Relative [server] plugin_dir and web_root are resolved against
+ * dir here, so they are absolute in the struct (config_resolve on them is a
+ * no-op).  On error, print one line per problem to stderr naming file,
  * section, key, value and what is allowed, and return NULL.  Unknown keys
- * and sections (outside plugin sections) are warned about, not fatal.
- * known_sections is a NULL-terminated list of extra section names that are
- * not warned about (plugin sections); may be NULL.
+ * in core sections and unknown sections are warned about, not fatal.
+ * Sections named after a plugin the config selects are known; so are those
+ * in known_sections, a NULL-terminated list of extra section names (plugin
+ * sections); may be NULL.
  */
 struct config *config_load(const char *file, const char *const *known_sections);
 void config_free(struct config *c);
@@ -66,8 +70,9 @@ void config_free(struct config *c);
 /* Raw access for plugin sections: value of section:key or def. */
 const char *config_raw(const struct config *c, const char *section,
     const char *key, const char *def);
-/* All keys of a section, without the "section:" prefix.  *n set.  The
- * returned array is owned by the config. */
+/* All keys of a section, without the "section:" prefix, in file order.  *n
+ * set; the array is also NULL-terminated.  The returned array is owned by
+ * the config (cached per section; call from one thread only). */
 const char *const *config_section_keys(struct config *c, const char *section,
     size_t *n);
 /* Resolve path against c->dir unless absolute; caller frees. */
@@ -75,7 +80,9 @@ char *config_resolve(const struct config *c, const char *path);
 
 /*
  * Parse helpers shared with plugins' host functions.  Return 0 or -1; on -1
- * they print "FILE: [section] key = 'value': why" to stderr.
+ * they print "parleyd: FILE: [section] key = 'value': why (allowed: ...)"
+ * to stderr.  c may be NULL (FILE is then "(config)").  Booleans accept
+ * true/false/yes/no/on/off/1/0 in any case.
  */
 int config_parse_int(const struct config *c, const char *section,
     const char *key, const char *val, long long min, long long max,
@@ -87,7 +94,20 @@ int config_parse_size(const struct config *c, const char *section,
     const char *key, const char *val, long long min, long long max,
     long long *out);
 
-/* The compiled-in default config text (etc/parley.ini). */
-extern const char config_default_ini[];
+/*
+ * Introspection of the key table, for tests and documentation checks.
+ * Fills *ki for key number i (from 0) and returns 1; returns 0 past the last
+ * key.  The strings are static.
+ */
+struct config_key_info {
+	const char *section;
+	const char *key;
+	const char *type;	/* "int", "size", "bool", "host:port", ... */
+	const char *def;	/* default as written in the file */
+	const char *what;	/* one-line meaning */
+	int build_default;	/* default chosen at build time (install dirs) */
+	char allowed[128];	/* "1..64", "1k..64m", "error, warn, info, debug" */
+};
+int config_key_info(size_t i, struct config_key_info *ki);
 
 #endif

@@ -136,7 +136,11 @@ struct parley_host {
 	    int *out);
 	const char *const *(*config_keys)(struct parley_ctx *ctx, size_t *n);
 
-	/* Timers and fd watches on the core loop.  Callbacks run on the loop. */
+	/*
+	 * Timers and fd watches on the core loop.  Callbacks run on the loop.
+	 * A one-shot timer (repeat 0) is freed by the host when it fires,
+	 * before its callback runs: never timer_del it after that.
+	 */
 	struct parley_timer *(*timer_add)(struct parley_ctx *ctx, unsigned ms,
 	    int repeat, parley_timer_cb cb, void *arg);
 	void (*timer_del)(struct parley_timer *t);
@@ -246,8 +250,8 @@ struct parley_room_info {
 	const char *creator;
 	int64_t created_ms;
 	const char *topic;
-	uint64_t last_position;
-	uint64_t message_count;
+	uint64_t last_position;	/* newest stored chat message */
+	uint64_t message_count;	/* stored chat messages, tombstones too */
 	void *spare[4];
 };
 
@@ -279,17 +283,22 @@ struct parley_storage_ops {
 	unsigned flags;		/* PARLEY_ST_* */
 	/*
 	 * Store msgs[0..n) (chat, edits, deletes) in one transaction.
-	 * Idempotent on (room, position): storing a message again is a no-op.
-	 * Returns 0, or -1 with nothing stored.  EDIT and DELETE messages
-	 * also update the message ref_id names (when its sender matches, the
-	 * host checked permissions already).
+	 * Idempotent on (room, position) and on (room, id): storing a message
+	 * again is a no-op.  Returns 0, or -1 with nothing stored.  EDIT and
+	 * DELETE messages update the message ref_id names when its sender
+	 * matches; they keep no row of their own.  A DELETE leaves a
+	 * tombstone (deleted = 1, empty body, no media_id).  Messages a
+	 * plugin cannot apply (EDIT without ref_id, unknown event, JOIN,
+	 * LEAVE, TYPING) are skipped, not errors, so one bad message never
+	 * blocks the batches after it.
 	 */
 	int (*store)(void *state, const struct parley_msg *msgs, size_t n,
 	    char *err, size_t errlen);
 	/*
 	 * Fetch up to limit stored messages of room (chat only, with edits
 	 * applied and deletes as tombstones) in direction dir from cursor,
-	 * always added to out in ascending position.
+	 * always added to out in ascending position.  Returns 0 or -1.
+	 * (api->msg_add and room_add return 0, or -1 out of memory.)
 	 */
 	int (*fetch)(void *state, const char *room, int dir, uint64_t cursor,
 	    size_t limit, const struct parley_list_api *api,
@@ -387,7 +396,10 @@ struct parley_plugin {
 	 */
 	int (*init)(const struct parley_host *host, struct parley_ctx *ctx,
 	    void **state);
-	/* Destroy the instance (loop stopped; may block). */
+	/*
+	 * Destroy the instance (loop stopped; may block).  A backplane calls
+	 * the callbacks of publishes still unsettled with status -1.
+	 */
 	void (*fini)(void *state);
 	/* Exactly one of these, matching kind. */
 	const struct parley_backplane_ops *backplane;
@@ -399,8 +411,11 @@ struct parley_plugin {
 
 typedef const struct parley_plugin *(*parley_plugin_entry_fn)(void);
 
+/* Mark the entry point exported even under -fvisibility=hidden. */
+#define PARLEY_PLUGIN_EXPORT __attribute__((visibility("default")))
+
 /* Each plugin defines this, and exports nothing else. */
-const struct parley_plugin *parley_plugin_entry(void);
+PARLEY_PLUGIN_EXPORT const struct parley_plugin *parley_plugin_entry(void);
 
 #ifdef __cplusplus
 }

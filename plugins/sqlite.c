@@ -1,0 +1,779 @@
+/*
+ * sqlite.c - the "sqlite" storage plugin: rooms and chat history in one
+ * SQLite file (WAL mode), local to this instance.
+ *
+ * [sqlite] keys:
+ *	path		database file (default parley.db, relative to the
+ *			config file's directory); created on first open
+ *	busy_timeout_ms	how long to wait for a lock held by another process
+ *			(default 5000)
+ *	synchronous	normal | full (default normal): with normal a power
+ *			loss may lose the last transactions, never corrupt
+ *
+ * Threads: every storage op is a "worker" op and may run on several worker
+ * threads at once.  The plugin holds one connection and one mutex around it;
+ * SQLite serialises writers anyway, and readers are short.
+ *
+ * Schema (version 1):
+ *	rooms(name PRIMARY KEY, creator, created_ms, topic)
+ *	messages(room, position, id, sender, ts_ms, content_type, body,
+ *	    edited_ms, deleted, media_id, PRIMARY KEY(room, position)),
+ *	    UNIQUE(room, id)
+ *	schema_version(version)
+ * Only chat messages are rows; EDIT and DELETE events update the row they
+ * name, presence and typing events are never stored.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sqlite3.h>
+
+#include <parley/plugin.h>
+
+#define SQ_SCHEMA_VERSION 1
+
+/* Prepared statements, prepared once at init and reused. */
+enum {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT,
+	ST_ROOM_AUTO,
+	ST_EDIT,
+	ST_DELETE,
+	ST_FETCH_AFTER,
+	ST_FETCH_BEFORE,
+	ST_FETCH_NEWEST,
+	ST_GET_MSG,
+	ST_ROOM_CREATE,
+	ST_ROOM_LIST,
+	ST_ROOM_GET,
+	ST_ROOM_DEL_MSGS,
+	ST_ROOM_DEL,
+	ST_PING,
+	ST_COUNT
+};
+
+#define MSG_COLUMNS \
+	"position, id, sender, ts_ms, content_type, body, edited_ms, " \
+	"deleted, media_id"
+#define ROOM_COLUMNS \
+	"r.name, r.creator, r.created_ms, r.topic, " \
+	"(SELECT MAX(position) FROM messages m WHERE m.room = r.name), " \
+	"(SELECT COUNT(*) FROM messages m WHERE m.room = r.name)"
+
+static const char *const sq_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_INSERT] = "INSERT OR IGNORE INTO messages (room, position, id, "
+	    "sender, ts_ms, content_type, body, edited_ms, deleted, media_id) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[ST_ROOM_AUTO] = "INSERT OR IGNORE INTO rooms (name, creator, "
+	    "created_ms, topic) VALUES (?1, ?2, ?3, NULL)",
+	/*
+	 * An edit applies to a live message of the same sender, and never
+	 * undoes a later edit (a redelivered old edit is a no-op).
+	 */
+	[ST_EDIT] = "UPDATE messages SET body = ?4, edited_ms = ?5 "
+	    "WHERE room = ?1 AND id = ?2 AND sender = ?3 AND deleted = 0 "
+	    "AND edited_ms <= ?5",
+	[ST_DELETE] = "UPDATE messages SET deleted = 1, body = X'', "
+	    "media_id = NULL WHERE room = ?1 AND id = ?2 AND sender = ?3",
+	[ST_FETCH_AFTER] = "SELECT " MSG_COLUMNS " FROM messages "
+	    "WHERE room = ?1 AND position > ?2 ORDER BY position ASC LIMIT ?3",
+	[ST_FETCH_BEFORE] = "SELECT * FROM (SELECT " MSG_COLUMNS
+	    " FROM messages WHERE room = ?1 AND position < ?2 "
+	    "ORDER BY position DESC LIMIT ?3) ORDER BY position ASC",
+	[ST_FETCH_NEWEST] = "SELECT * FROM (SELECT " MSG_COLUMNS
+	    " FROM messages WHERE room = ?1 "
+	    "ORDER BY position DESC LIMIT ?3) ORDER BY position ASC",
+	[ST_GET_MSG] = "SELECT " MSG_COLUMNS " FROM messages "
+	    "WHERE room = ?1 AND id = ?2",
+	[ST_ROOM_CREATE] = "INSERT OR IGNORE INTO rooms (name, creator, "
+	    "created_ms, topic) VALUES (?1, ?2, ?3, ?4)",
+	[ST_ROOM_LIST] = "SELECT " ROOM_COLUMNS " FROM rooms r ORDER BY r.name",
+	[ST_ROOM_GET] = "SELECT " ROOM_COLUMNS " FROM rooms r "
+	    "WHERE r.name = ?1",
+	[ST_ROOM_DEL_MSGS] = "DELETE FROM messages WHERE room = ?1",
+	[ST_ROOM_DEL] = "DELETE FROM rooms WHERE name = ?1",
+	[ST_PING] = "SELECT 1",
+};
+
+static const char sq_schema[] =
+	"CREATE TABLE IF NOT EXISTS rooms ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  creator TEXT,"
+	"  created_ms INTEGER NOT NULL DEFAULT 0,"
+	"  topic TEXT);"
+	"CREATE TABLE IF NOT EXISTS messages ("
+	"  room TEXT NOT NULL,"
+	"  position INTEGER NOT NULL,"
+	"  id TEXT NOT NULL,"
+	"  sender TEXT NOT NULL,"
+	"  ts_ms INTEGER NOT NULL,"
+	"  content_type TEXT,"
+	"  body BLOB NOT NULL,"
+	"  edited_ms INTEGER NOT NULL DEFAULT 0,"
+	"  deleted INTEGER NOT NULL DEFAULT 0,"
+	"  media_id TEXT,"
+	"  PRIMARY KEY (room, position));"
+	"CREATE UNIQUE INDEX IF NOT EXISTS messages_room_id"
+	"  ON messages (room, id);";
+
+struct sq {
+	const struct parley_host *host;
+	struct parley_ctx *ctx;
+	pthread_mutex_t lock;	/* guards db and st[] */
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Error of the last call on the connection (call with the lock held). */
+static void
+dberr(struct sq *s, char *err, size_t errlen, const char *what)
+{
+	seterr(err, errlen, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* Returns the statement, reset and with no bindings. */
+static sqlite3_stmt *
+stmt(struct sq *s, int which)
+{
+	sqlite3_reset(s->st[which]);
+	sqlite3_clear_bindings(s->st[which]);
+	return (s->st[which]);
+}
+
+/* Run a statement that returns no rows.  Returns 0, or -1. */
+static int
+exec_stmt(struct sq *s, sqlite3_stmt *st, char *err, size_t errlen,
+    const char *what)
+{
+	int rc;
+
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		dberr(s, err, errlen, what);
+		sqlite3_reset(st);
+		return (-1);
+	}
+	sqlite3_reset(st);
+	return (0);
+}
+
+static int
+bind_str(sqlite3_stmt *st, int i, const char *v)
+{
+	return (v != NULL ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) :
+	    sqlite3_bind_null(st, i));
+}
+
+static int
+bind_blob(sqlite3_stmt *st, int i, const char *v, size_t len)
+{
+	/* A NULL pointer would bind SQL NULL: an empty body is X''. */
+	return (sqlite3_bind_blob64(st, i, len > 0 ? v : "",
+	    (sqlite3_uint64)len, SQLITE_STATIC));
+}
+
+static const char *
+col_str(sqlite3_stmt *st, int i)
+{
+	return ((const char *)sqlite3_column_text(st, i));
+}
+
+/* ---------------------------------------------------------------- */
+/* store                                                               */
+
+static int
+store_one(struct sq *s, const struct parley_msg *m, char *err, size_t errlen)
+{
+	const char *sender = m->sender != NULL ? m->sender : "";
+	sqlite3_stmt *st;
+	int rc = SQLITE_OK;
+
+	switch (m->event) {
+	case PARLEY_EV_MESSAGE:
+		st = stmt(s, ST_INSERT);
+		rc |= bind_str(st, 1, m->room);
+		rc |= sqlite3_bind_int64(st, 2, (sqlite3_int64)m->position);
+		rc |= bind_str(st, 3, m->id);
+		rc |= bind_str(st, 4, sender);
+		rc |= sqlite3_bind_int64(st, 5, m->timestamp_ms);
+		rc |= bind_str(st, 6, m->content_type);
+		rc |= bind_blob(st, 7, m->deleted ? NULL : m->body,
+		    m->deleted ? 0 : m->body_len);
+		rc |= sqlite3_bind_int64(st, 8, m->edited_ms);
+		rc |= sqlite3_bind_int(st, 9, m->deleted ? 1 : 0);
+		rc |= bind_str(st, 10, m->deleted ? NULL : m->media_id);
+		if (rc != SQLITE_OK || exec_stmt(s, st, err, errlen,
+		    "insert message") == -1)
+			break;
+		st = stmt(s, ST_ROOM_AUTO);
+		rc |= bind_str(st, 1, m->room);
+		rc |= bind_str(st, 2, sender);
+		rc |= sqlite3_bind_int64(st, 3, m->timestamp_ms);
+		if (rc != SQLITE_OK)
+			break;
+		return (exec_stmt(s, st, err, errlen, "insert room"));
+	case PARLEY_EV_EDIT:
+	case PARLEY_EV_DELETE:
+		if (m->ref_id == NULL)
+			return (0);	/* names nothing: nothing to do */
+		if (m->event == PARLEY_EV_EDIT) {
+			st = stmt(s, ST_EDIT);
+			rc |= bind_blob(st, 4, m->body, m->body_len);
+			rc |= sqlite3_bind_int64(st, 5, m->timestamp_ms);
+		} else
+			st = stmt(s, ST_DELETE);
+		rc |= bind_str(st, 1, m->room);
+		rc |= bind_str(st, 2, m->ref_id);
+		rc |= bind_str(st, 3, sender);
+		if (rc != SQLITE_OK)
+			break;
+		return (exec_stmt(s, st, err, errlen, m->event ==
+		    PARLEY_EV_EDIT ? "edit message" : "delete message"));
+	default:
+		/* presence, typing and unknown events are not history */
+		return (0);
+	}
+	if (rc != SQLITE_OK)
+		dberr(s, err, errlen, "bind");
+	return (-1);
+}
+
+static int
+sq_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
+    size_t errlen)
+{
+	struct sq *s = state;
+	size_t i;
+	int ret = 0;
+
+	/* Refuse a malformed batch before touching the database. */
+	for (i = 0; i < n; i++) {
+		if (msgs[i].room == NULL || msgs[i].id == NULL ||
+		    (msgs[i].body == NULL && msgs[i].body_len > 0)) {
+			seterr(err, errlen, "message %zu: missing room, id or "
+			    "body", i);
+			return (-1);
+		}
+		if (msgs[i].position == 0 || msgs[i].position > INT64_MAX) {
+			seterr(err, errlen, "message %zu (%s): position %llu "
+			    "out of range", i, msgs[i].id,
+			    (unsigned long long)msgs[i].position);
+			return (-1);
+		}
+	}
+	if (n == 0)
+		return (0);
+
+	pthread_mutex_lock(&s->lock);
+	if (exec_stmt(s, stmt(s, ST_BEGIN), err, errlen, "begin") == -1) {
+		pthread_mutex_unlock(&s->lock);
+		return (-1);
+	}
+	for (i = 0; i < n && ret == 0; i++)
+		ret = store_one(s, &msgs[i], err, errlen);
+	if (ret == 0)
+		ret = exec_stmt(s, stmt(s, ST_COMMIT), err, errlen, "commit");
+	if (ret == -1 && !sqlite3_get_autocommit(s->db))
+		(void)exec_stmt(s, stmt(s, ST_ROLLBACK), NULL, 0, "rollback");
+	pthread_mutex_unlock(&s->lock);
+	return (ret);
+}
+
+/* ---------------------------------------------------------------- */
+/* reads                                                               */
+
+/*
+ * Add every row of st (MSG_COLUMNS) to out.  Returns the number of rows, or
+ * -1.  Leaves st reset.
+ */
+static int
+add_rows(struct sq *s, sqlite3_stmt *st, const char *room,
+    const struct parley_list_api *api, struct parley_msg_list *out,
+    char *err, size_t errlen)
+{
+	struct parley_msg m;
+	int rc, n = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&m, 0, sizeof(m));
+		m.room = room;
+		m.position = (uint64_t)sqlite3_column_int64(st, 0);
+		m.id = col_str(st, 1);
+		m.sender = col_str(st, 2);
+		m.timestamp_ms = sqlite3_column_int64(st, 3);
+		m.event = PARLEY_EV_MESSAGE;
+		m.content_type = col_str(st, 4);
+		m.body = sqlite3_column_blob(st, 5);
+		m.body_len = (size_t)sqlite3_column_bytes(st, 5);
+		m.edited_ms = sqlite3_column_int64(st, 6);
+		m.deleted = sqlite3_column_int(st, 7) != 0;
+		m.media_id = col_str(st, 8);
+		if (m.deleted || m.body == NULL) {
+			m.body = "";
+			m.body_len = 0;
+		}
+		if (m.id == NULL || m.sender == NULL) {
+			seterr(err, errlen, "sqlite: out of memory");
+			sqlite3_reset(st);
+			return (-1);
+		}
+		if (api->msg_add(out, &m) != 0) {
+			seterr(err, errlen, "out of memory");
+			sqlite3_reset(st);
+			return (-1);
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		dberr(s, err, errlen, "select");
+		sqlite3_reset(st);
+		return (-1);
+	}
+	sqlite3_reset(st);
+	return (n);
+}
+
+static int
+sq_fetch(void *state, const char *room, int dir, uint64_t cursor,
+    size_t limit, const struct parley_list_api *api,
+    struct parley_msg_list *out, char *err, size_t errlen)
+{
+	struct sq *s = state;
+	sqlite3_stmt *st;
+	int rc = SQLITE_OK, n;
+
+	if (dir != PARLEY_PAGE_AFTER && dir != PARLEY_PAGE_BEFORE) {
+		seterr(err, errlen, "bad paging direction %d", dir);
+		return (-1);
+	}
+	if (limit == 0 || (dir == PARLEY_PAGE_AFTER && cursor >= INT64_MAX))
+		return (0);
+	if (limit > INT64_MAX)
+		limit = INT64_MAX;
+
+	pthread_mutex_lock(&s->lock);
+	if (dir == PARLEY_PAGE_AFTER)
+		st = stmt(s, ST_FETCH_AFTER);
+	else if (cursor == 0 || cursor > INT64_MAX)
+		st = stmt(s, ST_FETCH_NEWEST);
+	else
+		st = stmt(s, ST_FETCH_BEFORE);
+	/* ST_FETCH_NEWEST does not use ?2; binding it is harmless. */
+	rc |= bind_str(st, 1, room);
+	rc |= sqlite3_bind_int64(st, 2, (sqlite3_int64)cursor);
+	rc |= sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+	if (rc != SQLITE_OK) {
+		dberr(s, err, errlen, "bind");
+		pthread_mutex_unlock(&s->lock);
+		return (-1);
+	}
+	n = add_rows(s, st, room, api, out, err, errlen);
+	pthread_mutex_unlock(&s->lock);
+	return (n < 0 ? -1 : 0);
+}
+
+static int
+sq_get_msg(void *state, const char *room, const char *id,
+    const struct parley_list_api *api, struct parley_msg_list *out,
+    char *err, size_t errlen)
+{
+	struct sq *s = state;
+	sqlite3_stmt *st;
+	int rc = SQLITE_OK, n;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, ST_GET_MSG);
+	rc |= bind_str(st, 1, room);
+	rc |= bind_str(st, 2, id);
+	if (rc != SQLITE_OK) {
+		dberr(s, err, errlen, "bind");
+		pthread_mutex_unlock(&s->lock);
+		return (-1);
+	}
+	n = add_rows(s, st, room, api, out, err, errlen);
+	pthread_mutex_unlock(&s->lock);
+	return (n < 0 ? -1 : n > 0);
+}
+
+/* ---------------------------------------------------------------- */
+/* rooms                                                               */
+
+static int
+sq_room_create(void *state, const struct parley_room_info *r, char *err,
+    size_t errlen)
+{
+	struct sq *s = state;
+	sqlite3_stmt *st;
+	int rc = SQLITE_OK, ret;
+
+	if (r == NULL || r->name == NULL) {
+		seterr(err, errlen, "room without a name");
+		return (-1);
+	}
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, ST_ROOM_CREATE);
+	rc |= bind_str(st, 1, r->name);
+	rc |= bind_str(st, 2, r->creator);
+	rc |= sqlite3_bind_int64(st, 3, r->created_ms);
+	rc |= bind_str(st, 4, r->topic);
+	if (rc != SQLITE_OK) {
+		dberr(s, err, errlen, "bind");
+		ret = -1;
+	} else if (exec_stmt(s, st, err, errlen, "create room") == -1)
+		ret = -1;
+	else
+		ret = sqlite3_changes(s->db) > 0;
+	pthread_mutex_unlock(&s->lock);
+	return (ret);
+}
+
+/* Add every row of st (ROOM_COLUMNS) to out; returns the count or -1. */
+static int
+add_rooms(struct sq *s, sqlite3_stmt *st, const struct parley_list_api *api,
+    struct parley_room_list *out, char *err, size_t errlen)
+{
+	struct parley_room_info r;
+	int rc, n = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.name = col_str(st, 0);
+		r.creator = col_str(st, 1);
+		r.created_ms = sqlite3_column_int64(st, 2);
+		r.topic = col_str(st, 3);
+		r.last_position = (uint64_t)sqlite3_column_int64(st, 4);
+		r.message_count = (uint64_t)sqlite3_column_int64(st, 5);
+		if (r.name == NULL || api->room_add(out, &r) != 0) {
+			seterr(err, errlen, "out of memory");
+			sqlite3_reset(st);
+			return (-1);
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		dberr(s, err, errlen, "select rooms");
+		sqlite3_reset(st);
+		return (-1);
+	}
+	sqlite3_reset(st);
+	return (n);
+}
+
+static int
+sq_room_list(void *state, const struct parley_list_api *api,
+    struct parley_room_list *out, char *err, size_t errlen)
+{
+	struct sq *s = state;
+	int n;
+
+	pthread_mutex_lock(&s->lock);
+	n = add_rooms(s, stmt(s, ST_ROOM_LIST), api, out, err, errlen);
+	pthread_mutex_unlock(&s->lock);
+	return (n < 0 ? -1 : 0);
+}
+
+static int
+sq_room_get(void *state, const char *name, const struct parley_list_api *api,
+    struct parley_room_list *out, char *err, size_t errlen)
+{
+	struct sq *s = state;
+	sqlite3_stmt *st;
+	int n;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, ST_ROOM_GET);
+	if (bind_str(st, 1, name) != SQLITE_OK) {
+		dberr(s, err, errlen, "bind");
+		n = -1;
+	} else
+		n = add_rooms(s, st, api, out, err, errlen);
+	pthread_mutex_unlock(&s->lock);
+	return (n < 0 ? -1 : n > 0);
+}
+
+static int
+sq_room_delete(void *state, const char *name, char *err, size_t errlen)
+{
+	struct sq *s = state;
+	sqlite3_stmt *st;
+	int ret = -1, changed = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (exec_stmt(s, stmt(s, ST_BEGIN), err, errlen, "begin") == -1)
+		goto out;
+	st = stmt(s, ST_ROOM_DEL_MSGS);
+	if (bind_str(st, 1, name) != SQLITE_OK ||
+	    exec_stmt(s, st, err, errlen, "delete messages") == -1)
+		goto fail;
+	changed += sqlite3_changes(s->db);
+	st = stmt(s, ST_ROOM_DEL);
+	if (bind_str(st, 1, name) != SQLITE_OK ||
+	    exec_stmt(s, st, err, errlen, "delete room") == -1)
+		goto fail;
+	changed += sqlite3_changes(s->db);
+	if (exec_stmt(s, stmt(s, ST_COMMIT), err, errlen, "commit") == -1)
+		goto fail;
+	ret = changed > 0;
+	goto out;
+fail:
+	if (!sqlite3_get_autocommit(s->db))
+		(void)exec_stmt(s, stmt(s, ST_ROLLBACK), NULL, 0, "rollback");
+out:
+	pthread_mutex_unlock(&s->lock);
+	return (ret);
+}
+
+static int
+sq_ping(void *state, char *err, size_t errlen)
+{
+	struct sq *s = state;
+	sqlite3_stmt *st;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, ST_PING);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		dberr(s, err, errlen, "ping");
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return (ret);
+}
+
+/* ---------------------------------------------------------------- */
+/* life cycle                                                          */
+
+/* Create or check the schema.  Returns 0, or -1 after logging. */
+static int
+sq_schema_init(struct sq *s, const char *path)
+{
+	sqlite3_stmt *st = NULL;
+	char *msg = NULL;
+	int rc, version = 0;
+
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE;"
+	    "CREATE TABLE IF NOT EXISTS schema_version ("
+	    "  version INTEGER NOT NULL)", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_prepare_v2(s->db, "SELECT MAX(version) FROM schema_version",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		goto fail;
+	if (version > SQ_SCHEMA_VERSION) {
+		s->host->log(s->ctx, PARLEY_LOG_ERROR, "%s: schema version %d "
+		    "is newer than this plugin's (%d): upgrade parley", path,
+		    version, SQ_SCHEMA_VERSION);
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return (-1);
+	}
+	if (sqlite3_exec(s->db, sq_schema, NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	if (version == 0 && sqlite3_exec(s->db, "INSERT INTO schema_version "
+	    "(version) VALUES (1)", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	return (0);
+fail:
+	s->host->log(s->ctx, PARLEY_LOG_ERROR, "%s: cannot set up the schema: "
+	    "%s", path, msg != NULL ? msg : sqlite3_errmsg(s->db));
+	sqlite3_free(msg);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return (-1);
+}
+
+/*
+ * Switch to WAL.  A file system without shared memory support keeps the
+ * old journal mode: that still works, with readers and the writer
+ * blocking each other, so say so and go on.  Returns 0, or -1 after
+ * logging.
+ */
+static int
+sq_wal(struct sq *s, const char *path)
+{
+	sqlite3_stmt *st;
+	const char *mode;
+	int ret = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st,
+	    NULL) != SQLITE_OK) {
+		s->host->log(s->ctx, PARLEY_LOG_ERROR, "%s: %s", path,
+		    sqlite3_errmsg(s->db));
+		return (-1);
+	}
+	if (sqlite3_step(st) != SQLITE_ROW)
+		s->host->log(s->ctx, PARLEY_LOG_ERROR, "%s: journal_mode: %s",
+		    path, sqlite3_errmsg(s->db));
+	else {
+		mode = (const char *)sqlite3_column_text(st, 0);
+		if (mode == NULL || strcasecmp(mode, "wal") != 0)
+			s->host->log(s->ctx, PARLEY_LOG_WARN, "%s: cannot use "
+			    "WAL, journal mode is %s", path,
+			    mode != NULL ? mode : "unknown");
+		ret = 0;
+	}
+	sqlite3_finalize(st);
+	return (ret);
+}
+
+static void
+sq_fini(void *state)
+{
+	struct sq *s = state;
+	int i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
+		s->host->log(s->ctx, PARLEY_LOG_ERROR, "close: %s",
+		    sqlite3_errmsg(s->db));
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static int
+sq_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+{
+	struct sq *s;
+	const char *sync;
+	char *path = NULL, *msg = NULL, pragma[64];
+	long long busy;
+	int i, flags;
+
+	if (sqlite3_threadsafe() == 0) {
+		host->log(ctx, PARLEY_LOG_ERROR, "libsqlite3 was built without "
+		    "thread support (SQLITE_THREADSAFE=0)");
+		return (-1);
+	}
+	if (host->config_int(ctx, "busy_timeout_ms", 5000, 0, 3600 * 1000,
+	    &busy) == -1)
+		return (-1);
+	sync = host->config_get(ctx, "synchronous", "normal");
+	if (strcasecmp(sync, "normal") != 0 && strcasecmp(sync, "full") != 0) {
+		host->log(ctx, PARLEY_LOG_ERROR, "synchronous = %s: expected "
+		    "normal or full", sync);
+		return (-1);
+	}
+	if ((path = host->config_path(ctx, "path", "parley.db")) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "path: out of memory");
+		return (-1);
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		free(path);
+		return (-1);
+	}
+	s->host = host;
+	s->ctx = ctx;
+	if ((errno = pthread_mutex_init(&s->lock, NULL)) != 0) {
+		host->log(ctx, PARLEY_LOG_ERROR, "mutex: %s", strerror(errno));
+		free(s);
+		free(path);
+		return (-1);
+	}
+
+	/* Our mutex serialises the connection: no need for SQLite's. */
+	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX;
+	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+		host->log(ctx, PARLEY_LOG_ERROR, "%s: %s", path, s->db != NULL ?
+		    sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, (int)busy);
+	if (sq_wal(s, path) == -1)
+		goto fail;
+	snprintf(pragma, sizeof(pragma), "PRAGMA synchronous = %s",
+	    strcasecmp(sync, "full") == 0 ? "FULL" : "NORMAL");
+	if (sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK) {
+		host->log(ctx, PARLEY_LOG_ERROR, "%s: %s", path,
+		    msg != NULL ? msg : sqlite3_errmsg(s->db));
+		sqlite3_free(msg);
+		goto fail;
+	}
+	if (sq_schema_init(s, path) == -1)
+		goto fail;
+	for (i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(s->db, sq_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+			host->log(ctx, PARLEY_LOG_ERROR, "%s: prepare %s: %s",
+			    path, sq_sql[i], sqlite3_errmsg(s->db));
+			goto fail;
+		}
+	}
+	host->log(ctx, PARLEY_LOG_INFO, "%s: open (SQLite %s, WAL, "
+	    "synchronous=%s)", path, sqlite3_libversion(),
+	    strcasecmp(sync, "full") == 0 ? "full" : "normal");
+	free(path);
+	*state = s;
+	return (0);
+fail:
+	free(path);
+	sq_fini(s);
+	return (-1);
+}
+
+static const struct parley_storage_ops sq_ops = {
+	.size = sizeof(struct parley_storage_ops),
+	.flags = 0,
+	.store = sq_store,
+	.fetch = sq_fetch,
+	.get_msg = sq_get_msg,
+	.room_create = sq_room_create,
+	.room_list = sq_room_list,
+	.room_get = sq_room_get,
+	.room_delete = sq_room_delete,
+	.ping = sq_ping,
+};
+
+static const struct parley_plugin sq_plugin = {
+	.abi_version = PARLEY_ABI_VERSION,
+	.kind = PARLEY_PLUGIN_STORAGE,
+	.name = "sqlite",
+	.version = "1.0",
+	.description = "rooms and history in an embedded SQLite file",
+	.init = sq_init,
+	.fini = sq_fini,
+	.storage = &sq_ops,
+};
+
+__attribute__((visibility("default"))) const struct parley_plugin *
+parley_plugin_entry(void)
+{
+	return (&sq_plugin);
+}

@@ -1,0 +1,408 @@
+/*
+ * broker.c - rooms, subscriptions, fan-out, publishing and resume.
+ *
+ * Fan-out: the backplane delivers each room message once per instance; the
+ * broker builds its frame tail once (pmsg) and hands the same bytes to every
+ * local subscriber.  Per subscription, last_position drops anything already
+ * sent, which is what makes the seam between a replay and live messages
+ * free of duplicates.
+ *
+ * Resume: the sub is marked replaying and live messages for it are
+ * buffered.  History comes from storage (a worker reads it) merged with the
+ * batcher's not-yet-committed messages; everything is ordered and deduped
+ * by position, sent, followed by an event:resumed marker, then the buffered
+ * live messages newer than what was replayed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batcher.h"
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "msg.h"
+#include "plugin.h"
+#include "session.h"
+#include "util.h"
+#include "worker.h"
+
+static struct config *cfg;
+static struct strmap rooms;
+
+int
+broker_init(struct config *c)
+{
+	cfg = c;
+	strmap_init(&rooms);
+	return 0;
+}
+
+static void
+room_free(const char *key, void *value, void *arg)
+{
+	struct room *r = value;
+
+	(void)key;
+	(void)arg;
+	free(r->name);
+	free(r);
+}
+
+void
+broker_fini(void)
+{
+	strmap_foreach(&rooms, room_free, NULL);
+	strmap_free(&rooms);
+}
+
+size_t
+broker_room_count(void)
+{
+	return rooms.count;
+}
+
+struct room *
+broker_room(const char *name)
+{
+	return strmap_get(&rooms, name);
+}
+
+static struct room *
+room_get(const char *name)
+{
+	struct room *r;
+
+	if ((r = strmap_get(&rooms, name)) != NULL)
+		return r;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	if ((r->name = strdup(name)) == NULL ||
+	    strmap_put(&rooms, r->name, r) == -1) {
+		free(r->name);
+		free(r);
+		return NULL;
+	}
+	TAILQ_INIT(&r->subs);
+	return r;
+}
+
+static int
+sub_buffer(struct sub *s, struct pmsg *p)
+{
+	if (s->nbuf == s->capbuf) {
+		size_t cap = s->capbuf ? s->capbuf * 2 : 16;
+		struct pmsg **v = realloc(s->buf, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		s->buf = v;
+		s->capbuf = cap;
+	}
+	s->buf[s->nbuf++] = pmsg_ref(p);
+	return 0;
+}
+
+void
+broker_deliver(const struct parley_msg *m)
+{
+	struct room *r;
+	struct sub *s, *next;
+	struct pmsg *p;
+
+	if ((r = room_get(m->room)) == NULL)
+		return;
+	if (m->position <= r->last_position) {
+		log_debug("room %s: dropping duplicate position %llu", m->room,
+		    (unsigned long long)m->position);
+		return;
+	}
+	if ((p = pmsg_new(m, NULL)) == NULL) {
+		log_error("room %s: out of memory delivering a message",
+		    m->room);
+		return;
+	}
+	r->last_position = m->position;
+	r->messages++;
+	for (s = TAILQ_FIRST(&r->subs); s != NULL; s = next) {
+		/* a delivery can close a slow consumer, removing s */
+		next = TAILQ_NEXT(s, room_entry);
+		if (s->replaying)
+			sub_buffer(s, p);
+		else
+			session_deliver(s, p);
+	}
+	if (p->stored && batcher_add(p) == -1)
+		log_error("room %s: out of memory queueing position %llu for "
+		    "storage", m->room, (unsigned long long)m->position);
+	pmsg_unref(p);
+}
+
+/* ------------------------------------------------------------ publish */
+
+struct pub {
+	publish_cb cb;
+	void *arg;
+	int stored;
+	uint64_t position;
+	char id[PARLEY_ID_MAX + 1];
+};
+
+static void
+pub_committed(void *arg, int status)
+{
+	struct pub *pb = arg;
+
+	pb->cb(pb->arg, status, pb->position, status == 0 ? NULL :
+	    "server shut down before the message was stored");
+	free(pb);
+}
+
+static void
+pub_settled(void *arg, int status, uint64_t position, const char *why)
+{
+	struct pub *pb = arg;
+	struct parley_ctx *bp = plugins.backplane;
+
+	if (status != 0) {
+		pb->cb(pb->arg, -1, 0, why ? why : "backplane refused");
+		free(pb);
+		return;
+	}
+	pb->position = position;
+	if (!pb->stored || (bp->p->backplane->flags & PARLEY_BP_DURABLE)) {
+		pb->cb(pb->arg, 0, position, NULL);
+		free(pb);
+		return;
+	}
+	/* a non-durable backplane: durable means committed to storage */
+	if (batcher_wait(pb->id, pub_committed, pb) == -1) {
+		pb->cb(pb->arg, -1, position, "out of memory");
+		free(pb);
+	}
+}
+
+int
+broker_publish(const struct parley_msg *m, publish_cb cb, void *arg,
+    const char **why)
+{
+	struct parley_ctx *bp = plugins.backplane;
+	struct pub *pb;
+
+	if (event_is_stored(m->event) && !batcher_has_room()) {
+		*why = "storage backlog full: messages are not being stored, "
+		    "try again later";
+		return -1;
+	}
+	if ((pb = calloc(1, sizeof(*pb))) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	pb->cb = cb;
+	pb->arg = arg;
+	pb->stored = event_is_stored(m->event);
+	snprintf(pb->id, sizeof(pb->id), "%s", m->id);
+	stats.messages_published++;
+	bp->p->backplane->publish(bp->state, m, pub_settled, pb);
+	return 0;
+}
+
+/* ------------------------------------------------------------ subscribe */
+
+struct resume {
+	struct sub *sub;	/* NULL once unsubscribed */
+	char room[PARLEY_ROOM_MAX + 1];
+	enum resume_kind kind;
+	uint64_t since;
+	size_t limit;
+	struct parley_msg_list list;
+	int status;
+	int more;		/* more than limit after since */
+	char err[256];
+	struct pmsg **snap;
+	size_t nsnap;
+};
+
+static void
+resume_work(void *arg)
+{
+	struct resume *rs = arg;
+	struct parley_ctx *st = plugins.storage;
+	const struct parley_storage_ops *ops = st->p->storage;
+
+	if (rs->kind == RESUME_SINCE) {
+		rs->status = ops->fetch(st->state, rs->room, PARLEY_PAGE_AFTER,
+		    rs->since, rs->limit + 1, &msg_list_api, &rs->list,
+		    rs->err, sizeof(rs->err));
+		if (rs->status == 0 && rs->list.n > rs->limit) {
+			/* too far behind: the newest `limit`, flagged */
+			rs->more = 1;
+			msg_list_clear(&rs->list);
+			rs->status = ops->fetch(st->state, rs->room,
+			    PARLEY_PAGE_BEFORE, 0, rs->limit, &msg_list_api,
+			    &rs->list, rs->err, sizeof(rs->err));
+		}
+	} else
+		rs->status = ops->fetch(st->state, rs->room,
+		    PARLEY_PAGE_BEFORE, 0, rs->limit, &msg_list_api,
+		    &rs->list, rs->err, sizeof(rs->err));
+}
+
+static int
+cmp_pmsg(const void *a, const void *b)
+{
+	const struct pmsg *x = *(struct pmsg *const *)a;
+	const struct pmsg *y = *(struct pmsg *const *)b;
+
+	return x->m.position < y->m.position ? -1 :
+	    x->m.position > y->m.position;
+}
+
+static void
+resume_done(void *arg)
+{
+	struct resume *rs = arg;
+	struct sub *s = rs->sub;
+	struct pmsg **all = NULL;
+	size_t n = 0, i, first, k;
+	int recovered;
+	uint64_t last;
+
+	if (s == NULL)
+		goto out;
+	s->replaying = 0;
+	if (rs->status != 0)
+		log_warn("room %s: resume from storage failed: %s (replaying "
+		    "only unsaved messages, recovered=false)", rs->room,
+		    rs->err);
+	recovered = rs->status == 0 && !rs->more;
+	/* storage view + not yet committed, ordered, deduped */
+	all = malloc((rs->list.n + rs->nsnap + 1) * sizeof(*all));
+	if (all == NULL) {
+		recovered = 0;
+		goto live;
+	}
+	for (i = 0; i < rs->list.n; i++)
+		all[n++] = rs->list.v[i];
+	for (i = 0; i < rs->nsnap; i++)
+		all[n++] = rs->snap[i];
+	qsort(all, n, sizeof(*all), cmp_pmsg);
+	k = 0;
+	for (i = 0; i < n; i++)
+		if (k == 0 || all[i]->m.position != all[k - 1]->m.position)
+			all[k++] = all[i];
+	n = k;
+	first = 0;
+	if (rs->kind == RESUME_SINCE) {
+		while (first < n && all[first]->m.position <= rs->since)
+			first++;
+		if (n - first > rs->limit) {
+			first = n - rs->limit;
+			recovered = 0;
+		}
+	} else if (n > rs->limit)
+		first = n - rs->limit;
+	for (i = first; i < n && s->session != NULL; i++)
+		session_deliver(s, all[i]);
+live:
+	last = s->last_position;
+	if (rs->kind == RESUME_SINCE && last < rs->since)
+		s->last_position = last = rs->since;
+	stats.resumes++;
+	if (!recovered)
+		stats.resumes_unrecovered++;
+	session_resumed(s, last, recovered);
+	/* then live messages that arrived meanwhile */
+	for (i = 0; i < s->nbuf; i++) {
+		session_deliver(s, s->buf[i]);
+		pmsg_unref(s->buf[i]);
+	}
+	free(s->buf);
+	s->buf = NULL;
+	s->nbuf = s->capbuf = 0;
+out:
+	free(all);
+	msg_list_clear(&rs->list);
+	for (i = 0; i < rs->nsnap; i++)
+		pmsg_unref(rs->snap[i]);
+	free(rs->snap);
+	if (s != NULL)
+		s->resume = NULL;
+	free(rs);
+}
+
+struct sub *
+broker_subscribe(struct session *ses, const char *id, const char *room,
+    enum ack_mode ack, enum resume_kind rk, uint64_t since, int history,
+    const char *receipt)
+{
+	struct parley_ctx *bp = plugins.backplane;
+	struct room *r;
+	struct sub *s;
+	struct resume *rs;
+
+	if ((r = room_get(room)) == NULL)
+		return NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	if ((s->id = strdup(id)) == NULL ||
+	    (receipt != NULL && (s->receipt = strdup(receipt)) == NULL)) {
+		free(s->id);
+		free(s);
+		return NULL;
+	}
+	s->session = ses;
+	s->room = r;
+	s->ack = ack;
+	s->last_position = r->last_position;
+	TAILQ_INSERT_TAIL(&r->subs, s, room_entry);
+	if (r->nsubs++ == 0 && bp->p->backplane->watch_room != NULL)
+		bp->p->backplane->watch_room(bp->state, room);
+	if (rk == RESUME_NONE)
+		return s;
+
+	if ((rs = calloc(1, sizeof(*rs))) == NULL)
+		goto fail;
+	s->replaying = 1;
+	s->last_position = 0;
+	s->resume = rs;
+	rs->sub = s;
+	snprintf(rs->room, sizeof(rs->room), "%s", room);
+	rs->kind = rk;
+	rs->since = since;
+	rs->limit = rk == RESUME_SINCE ? (size_t)cfg->resume_max :
+	    (size_t)history;
+	batcher_snapshot(room, rk == RESUME_SINCE ? since : 0, &rs->snap,
+	    &rs->nsnap);
+	if (worker_submit(resume_work, resume_done, rs) == -1) {
+		rs->status = -1;
+		snprintf(rs->err, sizeof(rs->err), "server shutting down");
+		resume_done(rs);
+	}
+	return s;
+fail:
+	broker_unsubscribe(s);
+	return NULL;
+}
+
+void
+broker_unsubscribe(struct sub *s)
+{
+	struct parley_ctx *bp = plugins.backplane;
+	struct room *r = s->room;
+	size_t i;
+
+	TAILQ_REMOVE(&r->subs, s, room_entry);
+	if (--r->nsubs == 0 && bp != NULL &&
+	    bp->p->backplane->unwatch_room != NULL)
+		bp->p->backplane->unwatch_room(bp->state, r->name);
+	if (s->resume != NULL)
+		s->resume->sub = NULL;	/* the worker result is dropped */
+	for (i = 0; i < s->nbuf; i++)
+		pmsg_unref(s->buf[i]);
+	free(s->buf);
+	free(s->receipt);
+	free(s->id);
+	free(s);
+}

@@ -1,0 +1,478 @@
+/*
+ * conn.c - listeners, accepted connections and their output.
+ *
+ * Output path: every frame is appended to the bufferevent's output buffer;
+ * libevent writes it on the next loop turn, so one write carries all frames
+ * queued in that turn.  MESSAGE frames reference the shared tail of the
+ * message instead of copying it when it is large.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "config.h"
+#include "conn.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "msg.h"
+#include "session.h"
+#include "ws.h"
+
+/* Tails up to this size are copied into the output buffer (cheaper than a
+ * referenced chain); larger ones are referenced. */
+#define SHARE_MIN 1024
+/* After a close was queued, give the peer this long to read it. */
+#define CLOSE_LINGER_MS 5000
+
+TAILQ_HEAD(connq, conn);
+
+static struct config *cfg;
+static struct event_base *base;
+static struct connq conns = TAILQ_HEAD_INITIALIZER(conns);
+static size_t nconns;
+static struct evconnlistener *listeners[4];
+static int nlisteners;
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_destroy(struct conn *c);
+
+int
+conn_init(struct config *c, struct event_base *b)
+{
+	cfg = c;
+	base = b;
+	return 0;
+}
+
+struct event_base *
+conn_base(void)
+{
+	return base;
+}
+
+size_t
+conn_count(void)
+{
+	return nconns;
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	enum conn_kind kind = (enum conn_kind)(intptr_t)arg;
+	struct conn *c;
+	char addr[INET6_ADDRSTRLEN] = "?";
+	int port = 0, one = 1;
+
+	(void)l;
+	(void)salen;
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+		port = ntohs(sin->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+		port = ntohs(sin6->sin6_port);
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->refcnt = 1;
+	c->kind = kind;
+	snprintf(c->peer, sizeof(c->peer), "%s:%d", addr, port);
+	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	TAILQ_INSERT_TAIL(&conns, c, entry);
+	nconns++;
+	stats.connections_total++;
+	stats.connections_open++;
+	if (kind == CONN_STOMP) {
+		if ((c->session = session_new(c, NULL)) == NULL) {
+			conn_close(c, 1011, "out of memory");
+			return;
+		}
+	} else if ((c->http = http_conn_new(c)) == NULL) {
+		conn_close(c, 1011, "out of memory");
+		return;
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	log_debug("%s: connected (%s)", c->peer,
+	    kind == CONN_STOMP ? "stomp" : "http");
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)l;
+	(void)arg;
+	log_error("accept: %s", evutil_socket_error_to_string(err));
+}
+
+static int
+listen_on(const char *hostport, enum conn_kind kind)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	struct evconnlistener *l;
+
+	if (nlisteners == (int)(sizeof(listeners) / sizeof(listeners[0])))
+		return -1;
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&ss,
+	    &sslen) == -1) {
+		log_error("cannot parse listen address '%s'", hostport);
+		return -1;
+	}
+	l = evconnlistener_new_bind(base, accept_cb, (void *)(intptr_t)kind,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, (struct sockaddr *)&ss, sslen);
+	if (l == NULL) {
+		log_error("cannot listen on %s: %s", hostport, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(l, accept_error_cb);
+	listeners[nlisteners++] = l;
+	log_info("listening on %s (%s)", hostport,
+	    kind == CONN_STOMP ? "STOMP" : "HTTP, WebSocket at /ws");
+	return 0;
+}
+
+int
+conn_listen_http(const char *hostport)
+{
+	return listen_on(hostport, CONN_HTTP);
+}
+
+int
+conn_listen_stomp(const char *hostport)
+{
+	return listen_on(hostport, CONN_STOMP);
+}
+
+void
+conn_stop_listening(void)
+{
+	int i;
+
+	for (i = 0; i < nlisteners; i++)
+		evconnlistener_free(listeners[i]);
+	nlisteners = 0;
+}
+
+void
+conn_shutdown_all(void)
+{
+	struct conn *c, *next;
+
+	for (c = TAILQ_FIRST(&conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->closed || c->closing)
+			continue;
+		if (c->session != NULL)
+			session_shutdown(c->session);
+		else
+			conn_close(c, 1001, "server shutting down");
+	}
+}
+
+/* ------------------------------------------------------------ input */
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (c->closed)
+		return;
+	stats.bytes_in += evbuffer_get_length(in);
+	conn_ref(c);
+	switch (c->kind) {
+	case CONN_HTTP:
+		http_input(c);
+		break;
+	case CONN_WS:
+		ws_input(c);
+		break;
+	case CONN_STOMP: {
+		struct evbuffer_iovec v[8];
+		int i, n;
+		size_t len = evbuffer_get_length(in);
+
+		/* hand contiguous pieces to the parser, then drop them */
+		n = evbuffer_peek(in, -1, NULL, v, 8);
+		for (i = 0; i < n && i < 8 && !c->closed && !c->closing; i++)
+			session_input(c->session, v[i].iov_base, v[i].iov_len);
+		if (n > 8) {
+			/* rare: more chunks than we peeked; handle the rest
+			 * on the next callback */
+			size_t done = 0;
+
+			for (i = 0; i < 8; i++)
+				done += v[i].iov_len;
+			evbuffer_drain(in, done);
+			bufferevent_trigger(bev, EV_READ, 0);
+		} else
+			evbuffer_drain(in, len);
+		break;
+	}
+	}
+	conn_unref(c);
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	/* output fully flushed */
+	if (c->closing && !c->closed)
+		conn_destroy(c);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info("%s: closed after linger timeout", c->peer);
+	} else if (what & BEV_EVENT_ERROR) {
+		int err = EVUTIL_SOCKET_ERROR();
+
+		log_debug("%s: connection error: %s", c->peer,
+		    evutil_socket_error_to_string(err));
+	} else if (what & BEV_EVENT_EOF)
+		log_debug("%s: peer closed", c->peer);
+	conn_destroy(c);
+}
+
+/* ------------------------------------------------------------ output */
+
+size_t
+conn_outbound(struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static int
+conn_check_room(struct conn *c)
+{
+	if (c->closed || c->closing)
+		return -1;
+	if ((int64_t)conn_outbound(c) > cfg->max_outbound) {
+		char why[128];
+
+		stats.slow_consumers++;
+		snprintf(why, sizeof(why), "slow consumer: more than %lld "
+		    "bytes queued", (long long)cfg->max_outbound);
+		log_warn("%s: disconnecting %s", c->peer, why);
+		if (c->session != NULL)
+			session_shutdown(c->session);	/* ERROR + close */
+		conn_close(c, 1008, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Header of an unmasked server WebSocket frame; returns its length. */
+static size_t
+ws_frame_header(unsigned char *h, int opcode, size_t len)
+{
+	h[0] = 0x80 | opcode;
+	if (len < 126) {
+		h[1] = (unsigned char)len;
+		return 2;
+	}
+	if (len <= 0xffff) {
+		h[1] = 126;
+		h[2] = (unsigned char)(len >> 8);
+		h[3] = (unsigned char)len;
+		return 4;
+	}
+	h[1] = 127;
+	for (int i = 0; i < 8; i++)
+		h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+	return 10;
+}
+
+/* evbuffer is done with a referenced tail */
+static void
+tail_release(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	pmsg_unref(arg);
+}
+
+static int
+conn_append(struct conn *c, const void *head, size_t head_len,
+    struct pmsg *p, int binary)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t total = head_len + (p ? p->tail_len : 0);
+
+	if (c->kind == CONN_WS) {
+		unsigned char h[10];
+		size_t hl;
+
+		if (!ws_can_send(c))
+			return -1;
+		hl = ws_frame_header(h, binary ? 0x2 : 0x1, total);
+		evbuffer_add(out, h, hl);
+		stats.bytes_out += hl;
+	}
+	if (head_len > 0)
+		evbuffer_add(out, head, head_len);
+	if (p != NULL) {
+		if (p->tail_len < SHARE_MIN)
+			evbuffer_add(out, p->tail, p->tail_len);
+		else {
+			pmsg_ref(p);
+			if (evbuffer_add_reference(out, p->tail, p->tail_len,
+			    tail_release, p) == -1)
+				pmsg_unref(p);
+		}
+	}
+	stats.bytes_out += total;
+	stats.frames_out++;
+	return 0;
+}
+
+int
+conn_send(struct conn *c, const void *data, size_t len)
+{
+	if (conn_check_room(c) == -1)
+		return -1;
+	return conn_append(c, data, len, NULL, 0);
+}
+
+int
+conn_send_final(struct conn *c, const void *data, size_t len)
+{
+	if (c->closed || c->closing)
+		return -1;
+	return conn_append(c, data, len, NULL, 0);
+}
+
+int
+conn_send_msg(struct conn *c, const char *head, size_t head_len,
+    struct pmsg *p)
+{
+	if (conn_check_room(c) == -1)
+		return -1;
+	return conn_append(c, head, head_len, p, p->binary);
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+void
+conn_ref(struct conn *c)
+{
+	c->refcnt++;
+}
+
+static void
+conn_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	free(c);
+}
+
+void
+conn_unref(struct conn *c)
+{
+	if (--c->refcnt > 0)
+		return;
+	/* never free inside our own callbacks: defer to a fresh loop turn */
+	if (event_base_once(base, -1, EV_TIMEOUT, conn_free_cb, c, NULL) == -1)
+		free(c);
+}
+
+static void
+conn_destroy(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = 1;
+	TAILQ_REMOVE(&conns, c, entry);
+	nconns--;
+	stats.connections_open--;
+	if (c->session != NULL) {
+		session_closed(c->session);
+		c->session = NULL;
+	}
+	if (c->http != NULL) {
+		http_conn_free(c->http);
+		c->http = NULL;
+	}
+	if (c->ws != NULL)
+		ws_free(c);
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	conn_unref(c);
+}
+
+void
+conn_close(struct conn *c, int code, const char *reason)
+{
+	struct timeval linger = { CLOSE_LINGER_MS / 1000,
+	    (CLOSE_LINGER_MS % 1000) * 1000 };
+
+	if (c->closed || c->closing)
+		return;
+	if (c->kind == CONN_WS && c->ws != NULL)
+		ws_close(c, code, reason);
+	c->closing = 1;
+	c->close_code = code;
+	if (code != 1000 && code != 1001)
+		log_info("%s: closing: %s", c->peer, reason ? reason : "");
+	/* stop reading, flush, then close; bounded by the linger timeout */
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, NULL, &linger);
+	if (conn_outbound(c) == 0)
+		conn_destroy(c);
+}
+
+int
+conn_upgrade_ws(struct conn *c, const char *bearer)
+{
+	c->kind = CONN_WS;
+	if (ws_init(c, cfg->max_frame) == -1)
+		return -1;
+	if ((c->session = session_new(c, bearer)) == NULL)
+		return -1;
+	return 0;
+}

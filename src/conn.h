@@ -1,0 +1,81 @@
+/*
+ * conn.h - a client connection: accepted socket with a bufferevent, speaking
+ * HTTP (then maybe WebSocket) on the HTTP port, or plain STOMP on the STOMP
+ * port.  Connections are refcounted and freed from a deferred callback,
+ * never inside their own callbacks.
+ */
+#ifndef PARLEY_CONN_H
+#define PARLEY_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct bufferevent;
+struct evbuffer;
+struct event_base;
+struct config;
+struct session;
+struct pmsg;
+struct http_req;
+
+enum conn_kind {
+	CONN_HTTP,		/* HTTP/1.1 requests */
+	CONN_WS,		/* WebSocket carrying STOMP */
+	CONN_STOMP		/* plain STOMP over TCP */
+};
+
+struct conn {
+	int refcnt;
+	enum conn_kind kind;
+	struct bufferevent *bev;
+	char peer[64];			/* "addr:port" for logs */
+	struct session *session;	/* WS and STOMP */
+	struct http_conn *http;		/* HTTP parser state */
+	void *ws;			/* wslay context (CONN_WS) */
+	int closing;			/* close after output drains */
+	int closed;			/* freed soon; ignore everything */
+	int close_code;			/* WebSocket close code sent */
+	int reading_paused;
+	TAILQ_ENTRY(conn) entry;
+};
+
+int	conn_init(struct config *c, struct event_base *base);
+/* Start listening; -1 after logging why. */
+int	conn_listen_http(const char *hostport);
+int	conn_listen_stomp(const char *hostport);
+/* Stop accepting new connections. */
+void	conn_stop_listening(void);
+/* Ask every session to close (shutdown). */
+void	conn_shutdown_all(void);
+size_t	conn_count(void);
+struct event_base *conn_base(void);
+
+/*
+ * Output.  conn_send queues one STOMP frame (WebSocket: one message).
+ * conn_send_msg queues a MESSAGE frame made of the per-subscription head
+ * (copied) and the shared tail of p (referenced, not copied, when large).
+ * Both return 0, or -1 when the connection is closing or over its
+ * outbound limit (then it is being closed as a slow consumer).
+ */
+int	conn_send(struct conn *c, const void *data, size_t len);
+int	conn_send_msg(struct conn *c, const char *head, size_t head_len,
+	    struct pmsg *p);
+/* Like conn_send without the outbound limit: the last frame before a
+ * close (the slow-consumer ERROR). */
+int	conn_send_final(struct conn *c, const void *data, size_t len);
+/* Queued output bytes. */
+size_t	conn_outbound(struct conn *c);
+/*
+ * Close after flushing what is queued.  code is the WebSocket close code
+ * (1000 normal, 1002 protocol, 1008 policy, 1011 error...); reason is logged
+ * and sent in the close frame.
+ */
+void	conn_close(struct conn *c, int code, const char *reason);
+void	conn_ref(struct conn *c);
+void	conn_unref(struct conn *c);
+
+/* For ws.c/http.c: switch an HTTP connection to WebSocket. */
+int	conn_upgrade_ws(struct conn *c, const char *bearer);
+
+#endif

@@ -1,0 +1,192 @@
+/*
+ * main.c - parleyd: options, start-up order, signals and draining.
+ *
+ * Start-up: config (exit 2 on any bad value, before anything listens),
+ * worker threads, plugins, then listeners.  SIGTERM/SIGINT: stop accepting,
+ * stop reading, flush storage, close clients with a close frame, exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "batcher.h"
+#include "broker.h"
+#include "config.h"
+#include "conn.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "msg.h"
+#include "plugin.h"
+#include "rest.h"
+#include "session.h"
+#include "util.h"
+#include "worker.h"
+
+static struct event_base *base;
+static struct config *cfg;
+static int draining;
+static int64_t drain_deadline;
+static struct event *drain_timer;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: parleyd [-c FILE] [-t] [-v] [-h]\n"
+	    "  -c FILE  configuration file (default: the embedded defaults,\n"
+	    "           as documented in etc/parley.ini)\n"
+	    "  -t       check the configuration and exit (0 good, 2 bad)\n"
+	    "  -v       print the version and exit\n"
+	    "  -h       this help\n");
+}
+
+static void
+extra_metrics(struct evbuffer *out)
+{
+	evbuffer_add_printf(out, "# HELP parley_rooms Rooms known to this "
+	    "instance.\n# TYPE parley_rooms gauge\nparley_rooms %zu\n",
+	    broker_room_count());
+	evbuffer_add_printf(out, "# HELP parley_storage_backlog Messages "
+	    "not yet written to storage.\n# TYPE parley_storage_backlog "
+	    "gauge\nparley_storage_backlog %zu\n", batcher_backlog());
+	evbuffer_add_printf(out, "# HELP parley_worker_backlog Jobs queued "
+	    "or running on worker threads.\n# TYPE parley_worker_backlog "
+	    "gauge\nparley_worker_backlog %d\n", worker_backlog());
+}
+
+static void
+drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (conn_count() == 0 || mono_ms() >= drain_deadline) {
+		if (conn_count() > 0)
+			log_warn("drain timeout: %zu connections still open",
+			    conn_count());
+		event_base_loopexit(base, NULL);
+	}
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct timeval tick = { 0, 50000 };
+
+	(void)what;
+	(void)arg;
+	if (draining) {
+		log_warn("second signal: exiting now");
+		event_base_loopexit(base, NULL);
+		return;
+	}
+	draining = 1;
+	log_info("%s: draining (stop accepting, flush storage, close "
+	    "clients)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	conn_stop_listening();
+	batcher_drain(cfg->drain_timeout_ms);
+	conn_shutdown_all();
+	drain_deadline = mono_ms() + cfg->drain_timeout_ms;
+	drain_timer = event_new(base, -1, EV_PERSIST, drain_tick, NULL);
+	event_add(drain_timer, &tick);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *file = NULL;
+	int ch, test = 0, rc = 0;
+	struct event *sigterm, *sigint;
+
+	while ((ch = getopt(argc, argv, "c:tvh")) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'v':
+			printf("parleyd %s (plugin ABI %d)\n", PACKAGE_VERSION,
+			    PARLEY_ABI_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((cfg = config_load(file, plugin_known_sections())) == NULL)
+		return 2;
+	if (test) {
+		printf("parleyd: %s: configuration OK\n", cfg->file);
+		config_free(cfg);
+		return 0;
+	}
+	log_level = cfg->log_level;
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	if ((base = event_base_new()) == NULL) {
+		log_error("cannot create the event loop");
+		return 1;
+	}
+	msgid_init();
+	session_config(cfg);
+	http_config(cfg);
+	rest_config(cfg);
+	metrics_set_extra(extra_metrics);
+	if (worker_start(base, cfg->workers) == -1 ||
+	    conn_init(cfg, base) == -1 || broker_init(cfg) == -1 ||
+	    batcher_init(cfg, base) == -1) {
+		log_error("start-up failed");
+		return 1;
+	}
+	if (plugins_load(cfg, base, broker_deliver) == -1) {
+		worker_stop();
+		plugins_unload();
+		config_free(cfg);
+		return 2;
+	}
+	if (conn_listen_http(cfg->listen) == -1 ||
+	    (cfg->stomp_listen[0] != '\0' &&
+	    conn_listen_stomp(cfg->stomp_listen) == -1)) {
+		rc = 1;
+		goto out;
+	}
+	sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
+	sigint = evsignal_new(base, SIGINT, on_signal, NULL);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+	log_info("parleyd %s ready: backplane %s, storage %s, media %s, "
+	    "auth %s", PACKAGE_VERSION, cfg->backplane, cfg->storage,
+	    cfg->media[0] ? cfg->media : "(none)", cfg->auth_plugins);
+	event_base_dispatch(base);
+	event_free(sigterm);
+	event_free(sigint);
+	if (drain_timer != NULL)
+		event_free(drain_timer);
+out:
+	conn_stop_listening();
+	batcher_drain(draining ? 1000 : cfg->drain_timeout_ms);
+	worker_stop();
+	batcher_fini();
+	plugins_unload();
+	broker_fini();
+	log_info("parleyd stopped");
+	event_base_free(base);
+	config_free(cfg);
+	return rc;
+}

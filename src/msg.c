@@ -1,0 +1,241 @@
+/*
+ * msg.c - see msg.h.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/random.h>
+
+#include "msg.h"
+#include "util.h"
+
+static const char *const event_names[] = {
+	NULL, "join", "leave", "typing", "edit", "delete"
+};
+
+const char *
+event_name(int event)
+{
+	if (event < 0 || event > PARLEY_EV_DELETE)
+		return NULL;
+	return event_names[event];
+}
+
+int
+event_from_name(const char *s)
+{
+	int i;
+
+	for (i = 1; i <= PARLEY_EV_DELETE; i++)
+		if (strcmp(s, event_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int
+event_is_stored(int event)
+{
+	return event == PARLEY_EV_MESSAGE || event == PARLEY_EV_EDIT ||
+	    event == PARLEY_EV_DELETE;
+}
+
+static size_t
+slen(const char *s)
+{
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+static char *
+scopy(char **pos, const char *s)
+{
+	char *d;
+	size_t n;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	d = *pos;
+	memcpy(d, s, n);
+	*pos += n;
+	return d;
+}
+
+struct pmsg *
+pmsg_new(const struct parley_msg *m, const char *extra)
+{
+	struct pmsg *p;
+	char hdr[1024], *pos;
+	const char *ev;
+	size_t strs, hlen;
+	int n;
+
+	ev = event_name(m->event);
+	n = snprintf(hdr, sizeof(hdr),
+	    "message-id:%s\ndestination:/room/%s\nposition:%" PRIu64
+	    "\nsender:%s\ntimestamp:%" PRId64 "\n%s%s%s%s%s%s%s%s%s%s"
+	    "content-length:%zu\n\n",
+	    m->id, m->room, m->position, m->sender, m->timestamp_ms,
+	    ev ? "event:" : "", ev ? ev : "", ev ? "\n" : "",
+	    m->ref_id ? "ref-id:" : "", m->ref_id ? m->ref_id : "",
+	    m->ref_id ? "\n" : "",
+	    m->media_id ? "media-id:" : "", m->media_id ? m->media_id : "",
+	    m->media_id ? "\n" : "",
+	    extra ? extra : "",
+	    m->body_len);
+	if (n < 0 || (size_t)n >= sizeof(hdr))
+		return NULL;
+	hlen = (size_t)n;
+	if (m->content_type != NULL)
+		hlen += strlen("content-type:\n") + strlen(m->content_type);
+	strs = slen(m->room) + slen(m->id) + slen(m->sender) +
+	    slen(m->content_type) + slen(m->ref_id) + slen(m->media_id);
+	if ((p = malloc(sizeof(*p) + strs + hlen + m->body_len + 1)) == NULL)
+		return NULL;
+	memset(p, 0, sizeof(*p));
+	p->refcnt = 1;
+	p->m = *m;
+	memset(p->m.spare, 0, sizeof(p->m.spare));
+	pos = (char *)(p + 1);
+	p->m.room = scopy(&pos, m->room);
+	p->m.id = scopy(&pos, m->id);
+	p->m.sender = scopy(&pos, m->sender);
+	p->m.content_type = scopy(&pos, m->content_type);
+	p->m.ref_id = scopy(&pos, m->ref_id);
+	p->m.media_id = scopy(&pos, m->media_id);
+	p->tail = pos;
+	if (m->content_type != NULL) {
+		/* content-type goes first, the rest as formatted above */
+		pos += sprintf(pos, "content-type:%s\n", m->content_type);
+	}
+	memcpy(pos, hdr, (size_t)n);
+	pos += n;
+	p->m.body = pos;
+	memcpy(pos, m->body, m->body_len);
+	pos[m->body_len] = '\0';
+	p->tail_len = hlen + m->body_len + 1;
+	p->binary = !utf8_valid((const unsigned char *)m->body, m->body_len);
+	p->stored = event_is_stored(m->event);
+	return p;
+}
+
+struct pmsg *
+pmsg_ref(struct pmsg *p)
+{
+	p->refcnt++;
+	return p;
+}
+
+void
+pmsg_unref(struct pmsg *p)
+{
+	if (p != NULL && --p->refcnt == 0)
+		free(p);
+}
+
+static char boot_id[24];
+static uint64_t msg_counter;
+
+void
+msgid_init(void)
+{
+	uint32_t r = 0;
+
+	/* time + random: unique across restarts and across instances */
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)getpid();
+	snprintf(boot_id, sizeof(boot_id), "%" PRIx64 "%08x",
+	    (uint64_t)now_ms(), r);
+}
+
+void
+msgid_next(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s-%" PRIu64, boot_id, ++msg_counter);
+}
+
+/* ------------------------------------------------------------ lists */
+
+static int
+list_msg_add(struct parley_msg_list *l, const struct parley_msg *m)
+{
+	struct pmsg *p;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct pmsg **v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	if ((p = pmsg_new(m, NULL)) == NULL)
+		return -1;
+	l->v[l->n++] = p;
+	return 0;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+static int
+list_room_add(struct parley_room_list *l, const struct parley_room_info *r)
+{
+	struct parley_room_info *d;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct parley_room_info *v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	d = &l->v[l->n];
+	*d = *r;
+	d->name = dup_or_null(r->name);
+	d->creator = dup_or_null(r->creator);
+	d->topic = dup_or_null(r->topic);
+	if (d->name == NULL)
+		return -1;
+	l->n++;
+	return 0;
+}
+
+const struct parley_list_api msg_list_api = {
+	.msg_add = list_msg_add,
+	.room_add = list_room_add,
+};
+
+void
+msg_list_clear(struct parley_msg_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		pmsg_unref(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+void
+room_list_clear(struct parley_room_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		free((char *)l->v[i].name);
+		free((char *)l->v[i].creator);
+		free((char *)l->v[i].topic);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}

@@ -1,0 +1,489 @@
+/*
+ * plugin.c - load plugins with dlopen(RTLD_NOW|RTLD_LOCAL), check their ABI,
+ * and give them the host function table.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "plugin.h"
+#include "util.h"
+#include "worker.h"
+
+struct plugins plugins;
+
+static struct parley_ctx *instances;
+static struct config *cfg;
+static struct event_base *base;
+static void (*deliver_fn)(const struct parley_msg *);
+
+static const char *const known_sections[] = {
+	"local", "sqlite", "mysql", "mongodb", "redis", "kafka", "fs", "s3",
+	"open", "users", "jwt", NULL
+};
+
+const char *const *
+plugin_known_sections(void)
+{
+	return known_sections;
+}
+
+static const char *const kind_names[] = {
+	"?", "backplane", "storage", "media", "auth"
+};
+
+/* ------------------------------------------------------------ host table */
+
+static void
+h_log(struct parley_ctx *ctx, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, ctx->name, fmt, ap);
+	va_end(ap);
+}
+
+static const char *
+h_config_get(struct parley_ctx *ctx, const char *key, const char *def)
+{
+	return config_raw(cfg, ctx->name, key, def);
+}
+
+static char *
+h_config_path(struct parley_ctx *ctx, const char *key, const char *def)
+{
+	const char *v = config_raw(cfg, ctx->name, key, def);
+
+	return v != NULL ? config_resolve(cfg, v) : NULL;
+}
+
+static int
+h_config_int(struct parley_ctx *ctx, const char *key, long long def,
+    long long min, long long max, long long *out)
+{
+	const char *v = config_raw(cfg, ctx->name, key, NULL);
+
+	if (v == NULL) {
+		*out = def;
+		return 0;
+	}
+	return config_parse_int(cfg, ctx->name, key, v, min, max, out);
+}
+
+static int
+h_config_bool(struct parley_ctx *ctx, const char *key, int def, int *out)
+{
+	const char *v = config_raw(cfg, ctx->name, key, NULL);
+
+	if (v == NULL) {
+		*out = def;
+		return 0;
+	}
+	return config_parse_bool(cfg, ctx->name, key, v, out);
+}
+
+static const char *const *
+h_config_keys(struct parley_ctx *ctx, size_t *n)
+{
+	return config_section_keys(cfg, ctx->name, n);
+}
+
+struct parley_timer {
+	struct event *ev;
+	parley_timer_cb cb;
+	void *arg;
+	int repeat;
+};
+
+static void
+timer_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct parley_timer *t = arg;
+
+	(void)fd;
+	(void)what;
+	if (!t->repeat) {
+		/* one-shot timers free themselves after firing */
+		parley_timer_cb cb = t->cb;
+		void *a = t->arg;
+
+		event_free(t->ev);
+		free(t);
+		cb(a);
+		return;
+	}
+	t->cb(t->arg);
+}
+
+static struct parley_timer *
+h_timer_add(struct parley_ctx *ctx, unsigned ms, int repeat,
+    parley_timer_cb cb, void *arg)
+{
+	struct parley_timer *t;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	(void)ctx;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	t->cb = cb;
+	t->arg = arg;
+	t->repeat = repeat;
+	t->ev = event_new(base, -1, repeat ? EV_PERSIST : 0, timer_fire, t);
+	if (t->ev == NULL || event_add(t->ev, &tv) == -1) {
+		if (t->ev != NULL)
+			event_free(t->ev);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* Cancel a timer.  For a one-shot timer only valid before it fired. */
+static void
+h_timer_del(struct parley_timer *t)
+{
+	if (t == NULL)
+		return;
+	event_free(t->ev);
+	free(t);
+}
+
+struct parley_watch {
+	struct event *ev;
+	parley_watch_cb cb;
+	void *arg;
+};
+
+static void
+watch_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct parley_watch *w = arg;
+	int ev = 0;
+
+	if (what & EV_READ)
+		ev |= PARLEY_WATCH_READ;
+	if (what & EV_WRITE)
+		ev |= PARLEY_WATCH_WRITE;
+	w->cb(fd, ev, w->arg);
+}
+
+static struct parley_watch *
+h_watch_add(struct parley_ctx *ctx, int fd, int what, parley_watch_cb cb,
+    void *arg)
+{
+	struct parley_watch *w;
+	short ev = EV_PERSIST;
+
+	(void)ctx;
+	if (what & PARLEY_WATCH_READ)
+		ev |= EV_READ;
+	if (what & PARLEY_WATCH_WRITE)
+		ev |= EV_WRITE;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return NULL;
+	w->cb = cb;
+	w->arg = arg;
+	if ((w->ev = event_new(base, fd, ev, watch_fire, w)) == NULL ||
+	    event_add(w->ev, NULL) == -1) {
+		if (w->ev != NULL)
+			event_free(w->ev);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static void
+h_watch_del(struct parley_watch *w)
+{
+	if (w == NULL)
+		return;
+	event_free(w->ev);
+	free(w);
+}
+
+static int
+h_submit(struct parley_ctx *ctx, parley_work_fn work, parley_done_fn done,
+    void *arg)
+{
+	(void)ctx;
+	return worker_submit(work, done, arg);
+}
+
+static void
+h_counter_add(struct parley_ctx *ctx, const char *name, const char *labels,
+    double v)
+{
+	(void)ctx;
+	metrics_counter_add(name, labels, v);
+}
+
+static void
+h_gauge_set(struct parley_ctx *ctx, const char *name, const char *labels,
+    double v)
+{
+	(void)ctx;
+	metrics_gauge_set(name, labels, v);
+}
+
+static void
+h_set_ready(struct parley_ctx *ctx, int ready, const char *why)
+{
+	if (ready && !ctx->ready)
+		log_msg(PARLEY_LOG_INFO, ctx->name, "backend ready");
+	else if (!ready && (ctx->ready ||
+	    strcmp(ctx->why, why ? why : "") != 0))
+		log_msg(PARLEY_LOG_WARN, ctx->name, "backend not ready: %s",
+		    why ? why : "unknown");
+	ctx->ready = ready;
+	snprintf(ctx->why, sizeof(ctx->why), "%s", ready ? "" :
+	    (why ? why : "unknown"));
+}
+
+static void
+h_deliver(struct parley_ctx *ctx, const struct parley_msg *msg)
+{
+	(void)ctx;
+	if (deliver_fn != NULL)
+		deliver_fn(msg);
+}
+
+static int64_t
+h_now_ms(void)
+{
+	return now_ms();
+}
+
+static const struct parley_host host = {
+	.abi_version = PARLEY_ABI_VERSION,
+	.size = sizeof(struct parley_host),
+	.log = h_log,
+	.config_get = h_config_get,
+	.config_path = h_config_path,
+	.config_int = h_config_int,
+	.config_bool = h_config_bool,
+	.config_keys = h_config_keys,
+	.timer_add = h_timer_add,
+	.timer_del = h_timer_del,
+	.watch_add = h_watch_add,
+	.watch_del = h_watch_del,
+	.submit = h_submit,
+	.counter_add = h_counter_add,
+	.gauge_set = h_gauge_set,
+	.set_ready = h_set_ready,
+	.deliver = h_deliver,
+	.now_ms = h_now_ms,
+};
+
+const struct parley_host *
+plugin_host(void)
+{
+	return &host;
+}
+
+/* ------------------------------------------------------------ loader */
+
+static struct parley_ctx *
+plugin_open(const char *name, int kind)
+{
+	struct parley_ctx *ctx;
+	parley_plugin_entry_fn entry;
+	const struct parley_plugin *p;
+	char path[4096];
+	void *dl;
+	const void *ops;
+
+	snprintf(path, sizeof(path), "%s/%s.so", cfg->plugin_dir, name);
+	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		log_error("cannot load %s plugin '%s': %s (set [server] "
+		    "plugin_dir, or build it: see ./configure's summary)",
+		    kind_names[kind], name, dlerror());
+		return NULL;
+	}
+	*(void **)&entry = dlsym(dl, PARLEY_PLUGIN_ENTRY);
+	if (entry == NULL) {
+		log_error("%s: no symbol %s: not a Parley plugin", path,
+		    PARLEY_PLUGIN_ENTRY);
+		dlclose(dl);
+		return NULL;
+	}
+	p = entry();
+	if (p == NULL || p->abi_version != PARLEY_ABI_VERSION) {
+		log_error("%s: plugin ABI version %u, this server speaks %u: "
+		    "rebuild the plugin against this server's headers", path,
+		    p ? p->abi_version : 0, PARLEY_ABI_VERSION);
+		dlclose(dl);
+		return NULL;
+	}
+	switch (kind) {
+	case PARLEY_PLUGIN_BACKPLANE: ops = p->backplane; break;
+	case PARLEY_PLUGIN_STORAGE: ops = p->storage; break;
+	case PARLEY_PLUGIN_MEDIA: ops = p->media; break;
+	default: ops = p->auth; break;
+	}
+	if (p->kind != kind || ops == NULL || p->init == NULL) {
+		log_error("%s: plugin '%s' is a %s plugin, not a %s plugin",
+		    path, p->name ? p->name : "?",
+		    p->kind >= 1 && p->kind <= 4 ? kind_names[p->kind] : "?",
+		    kind_names[kind]);
+		dlclose(dl);
+		return NULL;
+	}
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+		dlclose(dl);
+		return NULL;
+	}
+	ctx->p = p;
+	ctx->dl = dl;
+	ctx->kind = kind;
+	ctx->ready = 1;
+	snprintf(ctx->name, sizeof(ctx->name), "%s", name);
+	if (p->init(&host, ctx, &ctx->state) != 0) {
+		log_error("%s plugin '%s' failed to start (see above)",
+		    kind_names[kind], name);
+		dlclose(dl);
+		free(ctx);
+		return NULL;
+	}
+	ctx->next = instances;
+	instances = ctx;
+	log_info("loaded %s plugin %s %s", kind_names[kind], name,
+	    p->version ? p->version : "");
+	return ctx;
+}
+
+int
+plugins_load(struct config *c, struct event_base *b,
+    void (*deliver)(const struct parley_msg *))
+{
+	char *list, *tok, *save;
+
+	cfg = c;
+	base = b;
+	deliver_fn = deliver;
+	if ((plugins.storage = plugin_open(c->storage,
+	    PARLEY_PLUGIN_STORAGE)) == NULL)
+		return -1;
+	if ((plugins.backplane = plugin_open(c->backplane,
+	    PARLEY_PLUGIN_BACKPLANE)) == NULL)
+		return -1;
+	if (c->media[0] != '\0' &&
+	    (plugins.media = plugin_open(c->media, PARLEY_PLUGIN_MEDIA)) == NULL)
+		return -1;
+	if ((list = strdup(c->auth_plugins)) == NULL)
+		return -1;
+	for (tok = strtok_r(list, ", \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		if (plugins.nauth == (int)(sizeof(plugins.auth) /
+		    sizeof(plugins.auth[0]))) {
+			log_error("%s: [auth] plugins: at most %zu plugins",
+			    c->file, sizeof(plugins.auth) /
+			    sizeof(plugins.auth[0]));
+			free(list);
+			return -1;
+		}
+		if (strcmp(tok, "open") == 0 && !c->auth_allow_open) {
+			log_error("%s: [auth] plugins: 'open' accepts anyone; "
+			    "it loads only with [auth] allow_open = true "
+			    "(development setups)", c->file);
+			free(list);
+			return -1;
+		}
+		if ((plugins.auth[plugins.nauth] = plugin_open(tok,
+		    PARLEY_PLUGIN_AUTH)) == NULL) {
+			free(list);
+			return -1;
+		}
+		plugins.nauth++;
+	}
+	free(list);
+	if (plugins.nauth == 0) {
+		log_error("%s: [auth] plugins is empty: nobody could log in",
+		    c->file);
+		return -1;
+	}
+	return 0;
+}
+
+void
+plugins_unload(void)
+{
+	struct parley_ctx *ctx, *next;
+
+	for (ctx = instances; ctx != NULL; ctx = next) {
+		next = ctx->next;
+		if (ctx->p->fini != NULL)
+			ctx->p->fini(ctx->state);
+		/* keep the code mapped under sanitizers so leak reports can
+		 * still name plugin frames */
+#ifndef __SANITIZE_ADDRESS__
+		dlclose(ctx->dl);
+#endif
+		free(ctx);
+	}
+	instances = NULL;
+	memset(&plugins, 0, sizeof(plugins));
+}
+
+int
+plugins_ready(char *why, size_t len)
+{
+	struct parley_ctx *ctx;
+	size_t off = 0;
+	int ok = 1;
+
+	if (len > 0)
+		why[0] = '\0';
+	for (ctx = instances; ctx != NULL; ctx = ctx->next) {
+		if (ctx->ready)
+			continue;
+		ok = 0;
+		if (off < len)
+			off += snprintf(why + off, len - off, "%s%s: %s",
+			    off ? "; " : "", ctx->name, ctx->why);
+	}
+	return ok;
+}
+
+int
+plugins_authenticate(const struct parley_credentials *cred,
+    struct parley_identity *id, char *why, size_t whylen)
+{
+	int i, r;
+
+	if (whylen > 0)
+		why[0] = '\0';
+	for (i = 0; i < plugins.nauth; i++) {
+		struct parley_ctx *a = plugins.auth[i];
+
+		memset(id, 0, sizeof(*id));
+		r = a->p->auth->authenticate(a->state, cred, id, why, whylen);
+		if (r == PARLEY_AUTH_ALLOW) {
+			if (!login_valid(id->login)) {
+				snprintf(why, whylen, "auth plugin '%s' "
+				    "allowed an invalid login", a->name);
+				return PARLEY_AUTH_DENY;
+			}
+			return PARLEY_AUTH_ALLOW;
+		}
+		if (r == PARLEY_AUTH_DENY) {
+			if (why[0] == '\0')
+				snprintf(why, whylen, "denied by '%s'",
+				    a->name);
+			return PARLEY_AUTH_DENY;
+		}
+	}
+	if (why[0] == '\0')
+		snprintf(why, whylen, "no auth plugin accepted the "
+		    "credentials");
+	return PARLEY_AUTH_DENY;
+}

@@ -1,0 +1,62 @@
+/*
+ * plugin.h - the plugin loader and the host side of the plugin ABI.
+ */
+#ifndef PARLEY_PLUGIN_HOST_H
+#define PARLEY_PLUGIN_HOST_H
+
+#include <stddef.h>
+#include <parley/plugin.h>
+
+struct config;
+struct event_base;
+
+/* One loaded plugin instance; also what plugins know as struct parley_ctx. */
+struct parley_ctx {
+	const struct parley_plugin *p;
+	void *dl;
+	void *state;
+	char name[64];		/* plugin name = INI section */
+	int kind;
+	int ready;		/* backend reachable (set_ready) */
+	char why[256];		/* reason when not ready */
+	struct parley_ctx *next;	/* all instances */
+};
+
+struct plugins {
+	struct parley_ctx *backplane;
+	struct parley_ctx *storage;
+	struct parley_ctx *media;
+	struct parley_ctx *auth[8];
+	int nauth;
+};
+
+extern struct plugins plugins;
+
+/* Names of the INI sections plugins may read (for config warnings).  The
+ * array is NULL-terminated and static. */
+const char *const *plugin_known_sections(void);
+
+/*
+ * Load and init the plugins the config names.  Before the loop runs.
+ * On failure log why (naming the file, the symbol or the ABI version) and
+ * return -1.
+ */
+int	plugins_load(struct config *c, struct event_base *base,
+	    void (*deliver)(const struct parley_msg *));
+void	plugins_unload(void);
+
+/* 1 if every plugin is ready; otherwise 0 and why gets "name: reason; ...". */
+int	plugins_ready(char *why, size_t len);
+
+/*
+ * Run the auth chain (worker thread: plugins may block).  Each plugin
+ * allows, denies or defers; if all defer, deny.  Returns PARLEY_AUTH_ALLOW
+ * with id filled, or PARLEY_AUTH_DENY with why set (for the log).
+ */
+int	plugins_authenticate(const struct parley_credentials *cred,
+	    struct parley_identity *id, char *why, size_t whylen);
+
+/* The host table (for tests and the loader). */
+const struct parley_host *plugin_host(void);
+
+#endif

@@ -1,0 +1,246 @@
+/*
+ * util.c - see util.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <errno.h>
+
+#include <parley/plugin.h>
+#include "util.h"
+
+uint32_t
+hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	while (*s != '\0') {
+		h ^= (unsigned char)*s++;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+void
+strmap_init(struct strmap *m)
+{
+	m->buckets = NULL;
+	m->nbuckets = 0;
+	m->count = 0;
+}
+
+void
+strmap_free(struct strmap *m)
+{
+	struct strmap_entry *e, *next;
+	size_t i;
+
+	for (i = 0; i < m->nbuckets; i++)
+		for (e = m->buckets[i]; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+	free(m->buckets);
+	strmap_init(m);
+}
+
+static struct strmap_entry **
+strmap_find(const struct strmap *m, const char *key, uint32_t h)
+{
+	struct strmap_entry **ep;
+
+	if (m->nbuckets == 0)
+		return NULL;
+	for (ep = &m->buckets[h & (m->nbuckets - 1)]; *ep != NULL;
+	    ep = &(*ep)->next)
+		if ((*ep)->hash == h && strcmp((*ep)->key, key) == 0)
+			return ep;
+	return NULL;
+}
+
+void *
+strmap_get(const struct strmap *m, const char *key)
+{
+	struct strmap_entry **ep;
+
+	ep = strmap_find(m, key, hash_str(key));
+	return ep != NULL ? (*ep)->value : NULL;
+}
+
+static int
+strmap_grow(struct strmap *m)
+{
+	struct strmap_entry **nb, *e, *next;
+	size_t n, i;
+
+	n = m->nbuckets ? m->nbuckets * 2 : 16;
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return -1;
+	for (i = 0; i < m->nbuckets; i++)
+		for (e = m->buckets[i]; e != NULL; e = next) {
+			next = e->next;
+			e->next = nb[e->hash & (n - 1)];
+			nb[e->hash & (n - 1)] = e;
+		}
+	free(m->buckets);
+	m->buckets = nb;
+	m->nbuckets = n;
+	return 0;
+}
+
+int
+strmap_put(struct strmap *m, const char *key, void *value)
+{
+	struct strmap_entry **ep, *e;
+	uint32_t h = hash_str(key);
+
+	if ((ep = strmap_find(m, key, h)) != NULL) {
+		(*ep)->key = key;
+		(*ep)->value = value;
+		return 0;
+	}
+	if (m->count >= m->nbuckets && strmap_grow(m) == -1)
+		return -1;
+	if ((e = malloc(sizeof(*e))) == NULL)
+		return -1;
+	e->key = key;
+	e->value = value;
+	e->hash = h;
+	e->next = m->buckets[h & (m->nbuckets - 1)];
+	m->buckets[h & (m->nbuckets - 1)] = e;
+	m->count++;
+	return 0;
+}
+
+void *
+strmap_del(struct strmap *m, const char *key)
+{
+	struct strmap_entry **ep, *e;
+	void *v;
+
+	if ((ep = strmap_find(m, key, hash_str(key))) == NULL)
+		return NULL;
+	e = *ep;
+	*ep = e->next;
+	v = e->value;
+	free(e);
+	m->count--;
+	return v;
+}
+
+void
+strmap_foreach(const struct strmap *m,
+    void (*fn)(const char *key, void *value, void *arg), void *arg)
+{
+	struct strmap_entry *e;
+	size_t i;
+
+	for (i = 0; i < m->nbuckets; i++)
+		for (e = m->buckets[i]; e != NULL; e = e->next)
+			fn(e->key, e->value, arg);
+}
+
+int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+room_name_valid(const char *name, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > PARLEY_ROOM_MAX || name[0] == '.')
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int
+login_valid(const char *login)
+{
+	size_t i;
+
+	for (i = 0; login[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)login[i];
+
+		if (c <= ' ' || c >= 0x7f || c == ':' || c == '\\')
+			return 0;
+	}
+	return i > 0 && i <= PARLEY_LOGIN_MAX;
+}
+
+int
+utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		uint32_t cp;
+		size_t n, k;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else
+			return 0;
+		if (len - i <= n)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+int
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
