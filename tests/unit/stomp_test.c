@@ -708,6 +708,13 @@ test_limits(void)
 	ok(expect_rc(S("SEND\ncontent-length:200\n"), 12, &lim,
 	    STOMP_E_FRAME_SIZE, NULL),
 	    "content-length larger than max_frame fails at once");
+	lim = (struct stomp_limits){ 9, 10, 100 };
+	ok(expect_rc2(S("SEND\nk:v\n"), 12, &lim, STOMP_E_FRAME_SIZE),
+	    "max_frame bytes of headers, no NUL yet: fails at once");
+	lim.max_frame = 10;
+	ok(expect_rc2(S("SEND\nk:v\n"), 12, &lim, 0),
+	    "max_frame - 1 bytes of headers: not an error yet");
+	lim = (struct stomp_limits){ 100, 10, 1000 };
 	memcpy(buf, "SEND\nk:", 7);
 	ok(expect_rc(buf, 150, 12, &lim, STOMP_E_FRAME_SIZE, NULL),
 	    "oversized header section fails before its end");
