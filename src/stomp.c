@@ -302,12 +302,14 @@ unescape(char *dst, const char *src, size_t n, int esc)
 	size_t k;
 
 	if (esc == 10) {
-		memmove(dst, src, n);
+		if (dst != src)
+			memmove(dst, src, n);
 		return (ptrdiff_t)n;
 	}
 	while ((bs = memchr(src, '\\', end - src)) != NULL) {
 		k = bs - src;
-		memmove(d, src, k);
+		if (d != src)
+			memmove(d, src, k);
 		d += k;
 		if (bs + 1 == end)
 			return -1;
@@ -332,7 +334,8 @@ unescape(char *dst, const char *src, size_t n, int esc)
 		src = bs + 2;
 	}
 	k = end - src;
-	memmove(d, src, k);
+	if (d != src)
+		memmove(d, src, k);
 	d += k;
 	return d - dst;
 }

@@ -1,0 +1,152 @@
+'use strict';
+// Start and stop real parleyd processes for tests.
+//
+//   const srv = await startParley({ ini: { backplane: { plugin: 'local' } } });
+//   srv.port, srv.stompPort, srv.http (base URL), srv.ws (ws://.../ws)
+//   srv.dir (private temp dir, also the config's dir), srv.log() (stderr so far)
+//   await srv.stop()      SIGTERM, resolves to the exit code
+//   srv.kill()            SIGKILL
+//   await srv.restart()   stop, then start again with the same config and dir
+//
+// Environment (set by tests/run-all.sh): PARLEYD (binary), PARLEY_PLUGIN_DIR.
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const net = require('net');
+const http = require('http');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const PARLEYD = process.env.PARLEYD ? path.resolve(process.env.PARLEYD) : path.join(ROOT, 'build', 'parleyd');
+const PLUGIN_DIR = process.env.PARLEY_PLUGIN_DIR ? path.resolve(process.env.PARLEY_PLUGIN_DIR) : path.join(ROOT, 'build', 'plugins', '.libs');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+function iniText(sections) {
+  let t = '';
+  for (const [sec, kv] of Object.entries(sections)) {
+    t += `[${sec}]\n`;
+    for (const [k, v] of Object.entries(kv)) t += `${k} = ${v}\n`;
+  }
+  return t;
+}
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+function httpGet(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('timeout')));
+  });
+}
+
+// method, url, body (object => JSON), headers
+function httpRequest(method, url, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : (typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body));
+    const h = Object.assign({}, headers);
+    if (data !== undefined) h['content-length'] = Buffer.byteLength(data);
+    const req = http.request(url, { method, headers: h }, (res) => {
+      const chunks = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        let json;
+        try { json = JSON.parse(raw.toString()); } catch (e) { json = undefined; }
+        resolve({ status: res.statusCode, headers: res.headers, body: raw.toString(), raw, json });
+      });
+    });
+    req.on('error', reject);
+    req.setTimeout(15000, () => req.destroy(new Error('timeout')));
+    if (data !== undefined) req.write(data);
+    req.end();
+  });
+}
+
+function basic(login, pass = '') {
+  return { authorization: 'Basic ' + Buffer.from(`${login}:${pass}`).toString('base64') };
+}
+
+async function startParley(opts = {}) {
+  const dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'parley-test-'));
+  const port = opts.port || await freePort();
+  const stompPort = opts.stompPort === undefined ? await freePort() : opts.stompPort;
+  const sections = {
+    server: {
+      listen: `127.0.0.1:${port}`,
+      stomp_listen: stompPort ? `127.0.0.1:${stompPort}` : '',
+      plugin_dir: PLUGIN_DIR,
+      log_level: 'info',
+    },
+    sqlite: { path: 'parley.db' },
+    fs: { dir: 'media' },
+  };
+  for (const [sec, kv] of Object.entries(opts.ini || {})) sections[sec] = Object.assign(sections[sec] || {}, kv);
+  const cfgFile = path.join(dir, 'parley.ini');
+  fs.writeFileSync(cfgFile, iniText(sections));
+  const srv = {
+    dir, port, stompPort, cfgFile,
+    http: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}/ws`,
+    proc: null, stderr: '', exited: null,
+    log() { return this.stderr; },
+  };
+  async function launch() {
+    srv.stderr = '';
+    srv.exited = null;
+    const p = spawn(opts.binary || PARLEYD, ['-c', cfgFile], { cwd: dir, stdio: ['ignore', 'inherit', 'pipe'], env: Object.assign({}, process.env, opts.env || {}) });
+    srv.proc = p;
+    p.stderr.on('data', (d) => {
+      srv.stderr += d;
+      if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(d);
+    });
+    srv.exitPromise = new Promise((resolve) => p.on('exit', (code, sig) => { srv.exited = { code, sig }; resolve(code === null ? 128 : code); }));
+    const deadline = Date.now() + (opts.startTimeoutMs || 15000);
+    for (;;) {
+      if (srv.exited) throw new Error(`parleyd exited (${JSON.stringify(srv.exited)}) during start-up:\n${srv.stderr}`);
+      try {
+        const r = await httpGet(`${srv.http}/healthz`);
+        if (r.status === 200) break;
+      } catch (e) { /* not yet */ }
+      if (Date.now() > deadline) throw new Error(`parleyd did not answer /healthz in time:\n${srv.stderr}`);
+      await sleep(50);
+    }
+  }
+  srv.stop = async (timeoutMs = 15000) => {
+    if (!srv.proc || srv.exited) return srv.exited ? srv.exited.code : 0;
+    srv.proc.kill('SIGTERM');
+    const t = setTimeout(() => srv.proc.kill('SIGKILL'), timeoutMs);
+    const code = await srv.exitPromise;
+    clearTimeout(t);
+    return code;
+  };
+  srv.kill = () => { if (srv.proc && !srv.exited) srv.proc.kill('SIGKILL'); return srv.exitPromise; };
+  srv.restart = async () => { await srv.stop(); await launch(); };
+  await launch();
+  return srv;
+}
+
+// Run parleyd to completion with arguments (e.g. ['-t', '-c', file]).
+function runParleyd(args, { cwd, env } = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(PARLEYD, args, { cwd, env: Object.assign({}, process.env, env || {}) });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+module.exports = { startParley, runParleyd, freePort, sleep, httpGet, httpRequest, basic, iniText, PARLEYD, PLUGIN_DIR, ROOT };
