@@ -133,6 +133,26 @@ fire_waiters(struct pmsg *p, int status)
 	}
 }
 
+/* Tell a persist-feed backplane which messages are committed. */
+static void
+ack_tokens(void)
+{
+	struct parley_ctx *bp = plugins.backplane;
+	uint64_t *tok;
+	size_t i, n = 0;
+
+	if (bp == NULL || bp->p->backplane->persist_ack == NULL)
+		return;
+	if ((tok = malloc((ninflight + 1) * sizeof(*tok))) == NULL)
+		return;		/* unacked: redelivered, stored again: no-op */
+	for (i = 0; i < ninflight; i++)
+		if (inflight[i]->has_token)
+			tok[n++] = inflight[i]->token;
+	if (n > 0)
+		bp->p->backplane->persist_ack(bp->state, tok, n);
+	free(tok);
+}
+
 static void
 store_done(void *arg)
 {
@@ -183,6 +203,7 @@ store_done(void *arg)
 		backoff_ms = 0;
 		plugin_host()->set_ready(st, 1, NULL);
 	}
+	ack_tokens();
 	for (i = 0; i < ninflight; i++) {
 		fire_waiters(inflight[i], 0);
 		pmsg_unref(inflight[i]);

@@ -133,9 +133,37 @@ broker_deliver(const struct parley_msg *m)
 		else
 			session_deliver(s, p);
 	}
-	if (p->stored && batcher_add(p) == -1)
+	/* persist-feed backplanes say what to store through host->persist */
+	if (p->stored && !(plugins.backplane->p->backplane->flags &
+	    PARLEY_BP_PERSIST_FEED) && batcher_add(p) == -1)
 		log_error("room %s: out of memory queueing position %llu for "
 		    "storage", m->room, (unsigned long long)m->position);
+	pmsg_unref(p);
+}
+
+void
+broker_persist(const struct parley_msg *m, uint64_t token)
+{
+	struct pmsg *p;
+
+	if (!event_is_stored(m->event)) {
+		/* nothing to write: acknowledge at once */
+		struct parley_ctx *bp = plugins.backplane;
+
+		if (bp->p->backplane->persist_ack != NULL)
+			bp->p->backplane->persist_ack(bp->state, &token, 1);
+		return;
+	}
+	if ((p = pmsg_new(m, NULL)) == NULL) {
+		log_error("room %s: out of memory queueing for storage "
+		    "(left unacknowledged: it will be fed again)", m->room);
+		return;
+	}
+	p->has_token = 1;
+	p->token = token;
+	if (batcher_add(p) == -1)
+		log_error("room %s: out of memory queueing for storage",
+		    m->room);
 	pmsg_unref(p);
 }
 

@@ -52,6 +52,9 @@ void	broker_fini(void);
  * storage.  Duplicates (by position) are dropped. */
 void	broker_deliver(const struct parley_msg *m);
 
+/* The backplane's persist(): queue m for storage, ack token after commit. */
+void	broker_persist(const struct parley_msg *m, uint64_t token);
+
 /*
  * Subscribe s to room (validated name).  With RESUME_SINCE/HISTORY the sub
  * replays first; receipt (may be NULL) is answered after the replay with the

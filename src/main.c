@@ -76,6 +76,16 @@ drain_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_info("SIGHUP: reloading plugin data");
+	plugins_reload();
+}
+
+static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct timeval tick = { 0, 50000 };
@@ -103,7 +113,7 @@ main(int argc, char **argv)
 {
 	const char *file = NULL;
 	int ch, test = 0, rc = 0;
-	struct event *sigterm, *sigint;
+	struct event *sigterm, *sigint, *sighup;
 
 	while ((ch = getopt(argc, argv, "c:tvh")) != -1) {
 		switch (ch) {
@@ -154,7 +164,7 @@ main(int argc, char **argv)
 		log_error("start-up failed");
 		return 1;
 	}
-	if (plugins_load(cfg, base, broker_deliver) == -1) {
+	if (plugins_load(cfg, base, broker_deliver, broker_persist) == -1) {
 		worker_stop();
 		plugins_unload();
 		config_free(cfg);
@@ -170,12 +180,15 @@ main(int argc, char **argv)
 	sigint = evsignal_new(base, SIGINT, on_signal, NULL);
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
+	sighup = evsignal_new(base, SIGHUP, on_hup, NULL);
+	event_add(sighup, NULL);
 	log_info("parleyd %s ready: backplane %s, storage %s, media %s, "
 	    "auth %s", PACKAGE_VERSION, cfg->backplane, cfg->storage,
 	    cfg->media[0] ? cfg->media : "(none)", cfg->auth_plugins);
 	event_base_dispatch(base);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
 	if (drain_timer != NULL)
 		event_free(drain_timer);
 out:

@@ -22,6 +22,8 @@ struct pmsg {
 	size_t tail_len;
 	int binary;		/* body is not valid UTF-8: WebSocket binary */
 	int stored;		/* storage event (chat, edit, delete) */
+	int has_token;		/* fed by the backplane's persist feed */
+	uint64_t token;		/* ... with this token, acked after commit */
 };
 
 /*

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -24,6 +25,8 @@ static struct parley_ctx *instances;
 static struct config *cfg;
 static struct event_base *base;
 static void (*deliver_fn)(const struct parley_msg *);
+static void (*persist_fn)(const struct parley_msg *, uint64_t);
+static char instance_name[128];
 
 static const char *const known_sections[] = {
 	"local", "sqlite", "mysql", "mongodb", "redis", "kafka", "fs", "s3",
@@ -263,6 +266,30 @@ h_now_ms(void)
 	return now_ms();
 }
 
+static void
+h_persist(struct parley_ctx *ctx, const struct parley_msg *msg,
+    uint64_t token)
+{
+	(void)ctx;
+	if (persist_fn != NULL)
+		persist_fn(msg, token);
+}
+
+static int
+h_storage_shared(struct parley_ctx *ctx)
+{
+	(void)ctx;
+	return plugins.storage != NULL &&
+	    (plugins.storage->p->storage->flags & PARLEY_ST_SHARED) != 0;
+}
+
+static const char *
+h_instance_id(struct parley_ctx *ctx)
+{
+	(void)ctx;
+	return instance_name;
+}
+
 static const struct parley_host host = {
 	.abi_version = PARLEY_ABI_VERSION,
 	.size = sizeof(struct parley_host),
@@ -282,6 +309,9 @@ static const struct parley_host host = {
 	.set_ready = h_set_ready,
 	.deliver = h_deliver,
 	.now_ms = h_now_ms,
+	.persist = h_persist,
+	.storage_shared = h_storage_shared,
+	.instance_id = h_instance_id,
 };
 
 const struct parley_host *
@@ -363,13 +393,21 @@ plugin_open(const char *name, int kind)
 
 int
 plugins_load(struct config *c, struct event_base *b,
-    void (*deliver)(const struct parley_msg *))
+    void (*deliver)(const struct parley_msg *),
+    void (*persist)(const struct parley_msg *, uint64_t))
 {
 	char *list, *tok, *save;
+	char host[64];
 
 	cfg = c;
 	base = b;
 	deliver_fn = deliver;
+	persist_fn = persist;
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "parley");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(instance_name, sizeof(instance_name), "%s-%d", host,
+	    (int)getpid());
 	if ((plugins.storage = plugin_open(c->storage,
 	    PARLEY_PLUGIN_STORAGE)) == NULL)
 		return -1;
@@ -486,4 +524,45 @@ plugins_authenticate(const struct parley_credentials *cred,
 		snprintf(why, whylen, "no auth plugin accepted the "
 		    "credentials");
 	return PARLEY_AUTH_DENY;
+}
+
+struct reload_job {
+	struct parley_ctx *ctx;
+	int rv;
+};
+
+static void
+reload_work(void *arg)
+{
+	struct reload_job *j = arg;
+
+	j->rv = j->ctx->p->reload(j->ctx->state);
+}
+
+static void
+reload_done(void *arg)
+{
+	struct reload_job *j = arg;
+
+	log_msg(j->rv == 0 ? PARLEY_LOG_INFO : PARLEY_LOG_ERROR, j->ctx->name,
+	    j->rv == 0 ? "reloaded" : "reload failed: keeping the old data");
+	free(j);
+}
+
+void
+plugins_reload(void)
+{
+	struct parley_ctx *ctx;
+
+	for (ctx = instances; ctx != NULL; ctx = ctx->next) {
+		struct reload_job *j;
+
+		if (ctx->p->reload == NULL)
+			continue;
+		if ((j = calloc(1, sizeof(*j))) == NULL)
+			continue;
+		j->ctx = ctx;
+		if (worker_submit(reload_work, reload_done, j) == -1)
+			free(j);
+	}
 }

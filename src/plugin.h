@@ -42,7 +42,10 @@ const char *const *plugin_known_sections(void);
  * return -1.
  */
 int	plugins_load(struct config *c, struct event_base *base,
-	    void (*deliver)(const struct parley_msg *));
+	    void (*deliver)(const struct parley_msg *),
+	    void (*persist)(const struct parley_msg *, uint64_t));
+/* SIGHUP: run every plugin's reload() on a worker. */
+void	plugins_reload(void);
 void	plugins_unload(void);
 
 /* 1 if every plugin is ready; otherwise 0 and why gets "name: reason; ...". */

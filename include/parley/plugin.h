@@ -182,7 +182,30 @@ struct parley_host {
 	/* Milliseconds since the Unix epoch (any thread). */
 	int64_t (*now_ms)(void);
 
-	void *spare[16];
+	/*
+	 * Backplanes with PARLEY_BP_PERSIST_FEED: hand the host a message this
+	 * instance must write to storage (loop thread; msg borrowed).  The
+	 * host batches it and, once committed, calls ops->persist_ack with
+	 * the same token.  Messages fed again after a crash or reclaim are
+	 * fine: storage is idempotent on (room, position).
+	 */
+	void (*persist)(struct parley_ctx *ctx, const struct parley_msg *msg,
+	    uint64_t token);
+
+	/*
+	 * 1 when the configured storage is shared by all instances
+	 * (PARLEY_ST_SHARED: exactly one instance persists each message), 0
+	 * when it is local to this instance (this instance persists every
+	 * message into its own store).  A backplane picks its consumer group
+	 * from this.  Valid from the backplane's init on.
+	 */
+	int (*storage_shared)(struct parley_ctx *ctx);
+
+	/* A name for this instance, unique among running instances
+	 * (hostname-pid unless [server] instance_id is set). */
+	const char *(*instance_id)(struct parley_ctx *ctx);
+
+	void *spare[13];
 };
 
 /* ---------------------------------------------------------------- */
@@ -218,6 +241,13 @@ typedef void (*parley_range_cb)(void *arg, int status,
 
 #define PARLEY_BP_DURABLE 0x01	/* publish success means durable */
 #define PARLEY_BP_SHARED 0x02	/* several instances can share it */
+/*
+ * The backplane decides which instance persists which message: it calls
+ * host->persist() for each message this instance must store, and gets
+ * persist_ack() after the commit.  Without this flag the host persists
+ * every message deliver() hands it.
+ */
+#define PARLEY_BP_PERSIST_FEED 0x04
 
 struct parley_backplane_ops {
 	size_t size;
@@ -239,7 +269,12 @@ struct parley_backplane_ops {
 	 */
 	void (*read_range)(void *state, const char *room, uint64_t after,
 	    size_t limit, parley_range_cb cb, void *arg);
-	void *spare[8];
+	/*
+	 * PARLEY_BP_PERSIST_FEED: messages fed with these tokens are
+	 * committed to storage (loop thread).
+	 */
+	void (*persist_ack)(void *state, const uint64_t *tokens, size_t n);
+	void *spare[7];
 };
 
 /* ---------------------------------------------------------------- */
@@ -401,12 +436,18 @@ struct parley_plugin {
 	 * the callbacks of publishes still unsettled with status -1.
 	 */
 	void (*fini)(void *state);
+	/*
+	 * Optional: re-read configuration or data files on SIGHUP without
+	 * dropping connections ("worker": may block).  Return 0, or -1 after
+	 * logging why (the old data stays in use).
+	 */
+	int (*reload)(void *state);
 	/* Exactly one of these, matching kind. */
 	const struct parley_backplane_ops *backplane;
 	const struct parley_storage_ops *storage;
 	const struct parley_media_ops *media;
 	const struct parley_auth_ops *auth;
-	void *spare[8];
+	void *spare[7];
 };
 
 typedef const struct parley_plugin *(*parley_plugin_entry_fn)(void);
