@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "http.h"
 #include "log.h"
+#include "media.h"
 #include "metrics.h"
 #include "msg.h"
 #include "plugin.h"
@@ -157,6 +158,7 @@ main(int argc, char **argv)
 	session_config(cfg);
 	http_config(cfg);
 	rest_config(cfg);
+	media_config(cfg);
 	metrics_set_extra(extra_metrics);
 	if (worker_start(base, cfg->workers) == -1 ||
 	    conn_init(cfg, base) == -1 || broker_init(cfg) == -1 ||

@@ -27,6 +27,7 @@
 #include "conn.h"
 #include "http.h"
 #include "log.h"
+#include "media.h"
 #include "msg.h"
 #include "plugin.h"
 #include "rest.h"
@@ -430,6 +431,11 @@ rest_handle(struct conn *c, struct http_req *r)
 	const char *rest;
 	size_t rl;
 
+	if (strncmp(p, "/api/v1/media", 13) == 0 &&
+	    (p[13] == '\0' || p[13] == '/')) {
+		media_handle(c, r);
+		return;
+	}
 	if (strncmp(p, "/api/v1/rooms", 13) != 0 ||
 	    (p[13] != '\0' && p[13] != '/')) {
 		http_error(c, 404, "no such endpoint");
