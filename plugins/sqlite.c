@@ -81,10 +81,11 @@ static const char *const sq_sql[ST_COUNT] = {
 	 * undoes a later edit (a redelivered old edit is a no-op).
 	 */
 	[ST_EDIT] = "UPDATE messages SET body = ?4, edited_ms = ?5 "
-	    "WHERE room = ?1 AND id = ?2 AND sender = ?3 AND deleted = 0 "
-	    "AND edited_ms <= ?5",
+	    "WHERE room = ?1 AND id = ?2 AND (sender = ?3 OR ?6 = 1) "
+	    "AND deleted = 0 AND edited_ms <= ?5",
 	[ST_DELETE] = "UPDATE messages SET deleted = 1, body = X'', "
-	    "media_id = NULL WHERE room = ?1 AND id = ?2 AND sender = ?3",
+	    "media_id = NULL WHERE room = ?1 AND id = ?2 AND "
+	    "(sender = ?3 OR ?6 = 1)",
 	[ST_FETCH_AFTER] = "SELECT " MSG_COLUMNS " FROM messages "
 	    "WHERE room = ?1 AND position > ?2 ORDER BY position ASC LIMIT ?3",
 	[ST_FETCH_BEFORE] = "SELECT * FROM (SELECT " MSG_COLUMNS
@@ -251,6 +252,8 @@ store_one(struct sq *s, const struct parley_msg *m, char *err, size_t errlen)
 		rc |= bind_str(st, 1, m->room);
 		rc |= bind_str(st, 2, m->ref_id);
 		rc |= bind_str(st, 3, sender);
+		rc |= sqlite3_bind_int(st, 6, (m->flags &
+		    PARLEY_MSG_MODERATED) ? 1 : 0);
 		if (rc != SQLITE_OK)
 			break;
 		return (exec_stmt(s, st, err, errlen, m->event ==

@@ -116,6 +116,8 @@ static const struct key keytab[] = {
 	    F(resume_max), "most messages one resume (since:) replays" },
 	{ "server", "history_max", KT_INT, "500", 1, 100000, NULL, 0,
 	    F(history_max), "largest history: n on SUBSCRIBE and REST limit" },
+	{ "server", "instance_id", KT_STRING, "", 0, 0, NULL, KF_EMPTY,
+	    F(instance_id), "name of this instance among several (\"\" = hostname-pid)" },
 	{ "server", "drain_timeout_ms", KT_MS, "5000", 0, 600000, NULL, 0,
 	    F(drain_timeout_ms), "on SIGTERM, time to flush storage and close clients" },
 	{ "backplane", "plugin", KT_NAME, "local", 0, 0, NULL, 0,
@@ -128,6 +130,28 @@ static const struct key keytab[] = {
 	    F(auth_plugins), "auth chain, asked in order: users, jwt, open" },
 	{ "auth", "allow_open", KT_BOOL, "true", 0, 0, NULL, 0,
 	    F(auth_allow_open), "permit the open plugin (development only)" },
+	{ "limits", "msg_rate", KT_INT, "50", 0, 1000000, NULL, 0,
+	    F(msg_rate), "frames per second one connection may send (0 = no limit)" },
+	{ "limits", "msg_burst", KT_INT, "100", 1, 1000000, NULL, 0,
+	    F(msg_burst), "frames one connection may send at once above msg_rate" },
+	{ "limits", "byte_rate", KT_SIZE, "1m", 0, 1 * G, NULL, 0,
+	    F(byte_rate), "bytes per second one connection may send (0 = no limit)" },
+	{ "limits", "byte_burst", KT_SIZE, "4m", 1 * K, 1 * G, NULL, 0,
+	    F(byte_burst), "bytes one connection may send at once above byte_rate" },
+	{ "limits", "throttle_max_ms", KT_MS, "5000", 100, 600000, NULL, 0,
+	    F(throttle_max_ms), "a connection held back this long without pause is disconnected" },
+	{ "limits", "ip_max_connections", KT_INT, "1000", 0, 10000000, NULL, 0,
+	    F(ip_max_connections), "open connections per client IP (0 = no limit)" },
+	{ "limits", "ip_connect_rate", KT_INT, "100", 0, 1000000, NULL, 0,
+	    F(ip_connect_rate), "new connections per second per client IP (0 = no limit)" },
+	{ "limits", "ip_connect_burst", KT_INT, "200", 1, 1000000, NULL, 0,
+	    F(ip_connect_burst), "new connections at once per client IP above ip_connect_rate" },
+	{ "permissions", "default", KT_STRING, "read,write", 0, 0, NULL, KF_EMPTY,
+	    F(perm_default), "what every authenticated user may do in rooms without a [rooms] rule" },
+	{ "permissions", "admin_role", KT_STRING, "admin", 0, 0, NULL, KF_EMPTY,
+	    F(perm_admin_role), "role with every permission in every room" },
+	{ "permissions", "moderator_role", KT_STRING, "moderator", 0, 0, NULL, KF_EMPTY,
+	    F(perm_moderator_role), "role that may moderate every room it can read" },
 	{ "batch", "size", KT_INT, "256", 1, 100000, NULL, 0,
 	    F(batch_size), "write-behind: flush after this many messages" },
 	{ "batch", "interval_ms", KT_MS, "20", 1, 60000, NULL, 0,
@@ -138,7 +162,8 @@ static const struct key keytab[] = {
 #define NKEYS	(sizeof(keytab) / sizeof(keytab[0]))
 
 static const char *const core_sections[] = {
-	"server", "backplane", "storage", "media", "auth", "batch", NULL
+	"server", "backplane", "storage", "media", "auth", "batch", "limits",
+	"permissions", NULL
 };
 
 /* Cached config_section_keys() answer for one section. */

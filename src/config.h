@@ -37,6 +37,19 @@ struct config {
 	int resume_max;		/* max messages one resume replays */
 	int history_max;	/* max `history: n` and REST limit */
 	int drain_timeout_ms;	/* SIGTERM: time to flush and close */
+	char *instance_id;	/* "" = hostname-pid */
+
+	/* [limits] */
+	int msg_rate, msg_burst;	/* frames/s per connection, 0 = off */
+	int64_t byte_rate, byte_burst;	/* bytes/s per connection, 0 = off */
+	int throttle_max_ms;
+	int ip_max_connections;
+	int ip_connect_rate, ip_connect_burst;
+
+	/* [permissions]; room rules live in [rooms] (free-form keys) */
+	char *perm_default;
+	char *perm_admin_role;
+	char *perm_moderator_role;
 
 	/* [backplane] [storage] [media] */
 	char *backplane;

@@ -21,6 +21,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "access.h"
 #include "config.h"
 #include "conn.h"
 #include "http.h"
@@ -92,11 +93,18 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
 		port = ntohs(sin6->sin6_port);
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if (access_ip_admit(addr) == -1) {
 		evutil_closesocket(fd);
 		return;
 	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		access_ip_release(addr);
+		evutil_closesocket(fd);
+		return;
+	}
+	snprintf(c->ip, sizeof(c->ip), "%s", addr);
+	c->admitted = 1;
 	c->refcnt = 1;
 	c->kind = kind;
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", addr, port);
@@ -440,6 +448,12 @@ conn_destroy(struct conn *c)
 	}
 	if (c->ws != NULL)
 		ws_free(c);
+	if (c->unpause != NULL)
+		event_free(c->unpause);
+	c->unpause = NULL;
+	if (c->admitted)
+		access_ip_release(c->ip);
+	c->admitted = 0;
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	conn_unref(c);
@@ -464,6 +478,34 @@ conn_close(struct conn *c, int code, const char *reason)
 	bufferevent_set_timeouts(c->bev, NULL, &linger);
 	if (conn_outbound(c) == 0)
 		conn_destroy(c);
+}
+
+static void
+unpause_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->closed || c->closing)
+		return;
+	c->reading_paused = 0;
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+void
+conn_pause(struct conn *c, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (c->closed || c->closing)
+		return;
+	if (c->unpause == NULL &&
+	    (c->unpause = evtimer_new(base, unpause_cb, c)) == NULL)
+		return;
+	c->reading_paused = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_add(c->unpause, &tv);
 }
 
 int

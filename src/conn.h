@@ -37,6 +37,9 @@ struct conn {
 	int closed;			/* freed soon; ignore everything */
 	int close_code;			/* WebSocket close code sent */
 	int reading_paused;
+	struct event *unpause;		/* re-enables reading (rate limits) */
+	char ip[48];			/* peer address, for per-IP limits */
+	int admitted;			/* counted in the per-IP table */
 	TAILQ_ENTRY(conn) entry;
 };
 
@@ -74,6 +77,9 @@ size_t	conn_outbound(struct conn *c);
 void	conn_close(struct conn *c, int code, const char *reason);
 void	conn_ref(struct conn *c);
 void	conn_unref(struct conn *c);
+
+/* Stop reading from c for ms milliseconds (rate limits). */
+void	conn_pause(struct conn *c, int ms);
 
 /* For ws.c/http.c: switch an HTTP connection to WebSocket. */
 int	conn_upgrade_ws(struct conn *c, const char *bearer);

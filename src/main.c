@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "access.h"
 #include "batcher.h"
 #include "broker.h"
 #include "config.h"
@@ -142,6 +143,10 @@ main(int argc, char **argv)
 	}
 	if ((cfg = config_load(file, plugin_known_sections())) == NULL)
 		return 2;
+	if (access_init(cfg) == -1) {
+		config_free(cfg);
+		return 2;
+	}
 	if (test) {
 		printf("parleyd: %s: configuration OK\n", cfg->file);
 		config_free(cfg);
@@ -202,6 +207,7 @@ out:
 	broker_fini();
 	log_info("parleyd stopped");
 	event_base_free(base);
+	access_fini();
 	config_free(cfg);
 	return rc;
 }

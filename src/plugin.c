@@ -30,7 +30,7 @@ static char instance_name[128];
 
 static const char *const known_sections[] = {
 	"local", "sqlite", "mysql", "mongodb", "redis", "kafka", "fs", "s3",
-	"open", "users", "jwt", NULL
+	"open", "users", "jwt", "rooms", NULL
 };
 
 const char *const *
@@ -406,8 +406,12 @@ plugins_load(struct config *c, struct event_base *b,
 	if (gethostname(host, sizeof(host)) == -1)
 		snprintf(host, sizeof(host), "parley");
 	host[sizeof(host) - 1] = '\0';
-	snprintf(instance_name, sizeof(instance_name), "%s-%d", host,
-	    (int)getpid());
+	if (c->instance_id[0] != '\0')
+		snprintf(instance_name, sizeof(instance_name), "%s",
+		    c->instance_id);
+	else
+		snprintf(instance_name, sizeof(instance_name), "%s-%d", host,
+		    (int)getpid());
 	if ((plugins.storage = plugin_open(c->storage,
 	    PARLEY_PLUGIN_STORAGE)) == NULL)
 		return -1;

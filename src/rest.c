@@ -9,6 +9,11 @@
  *   DELETE /api/v1/rooms/{room}               creator or role admin
  *   GET    /api/v1/rooms/{room}/messages      ?before=|after=&limit=
  *   POST   /api/v1/rooms/{room}/messages      {"body", "content_type"?}
+ *   PATCH  /api/v1/rooms/{room}/messages/{id} {"body"}  own, or moderate
+ *   DELETE /api/v1/rooms/{room}/messages/{id}            own, or moderate
+ *
+ * Permissions (access.h) are checked on every call: read for GETs, write
+ * to post or create, moderate (or being the creator) to delete a room.
  *
  * Positions are 64-bit: JSON carries them as decimal strings.
  */
@@ -21,6 +26,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "access.h"
 #include "batcher.h"
 #include "broker.h"
 #include "config.h"
@@ -36,7 +42,7 @@
 
 enum op {
 	OP_ROOMS_LIST, OP_ROOM_CREATE, OP_ROOM_GET, OP_ROOM_DELETE,
-	OP_MSGS_GET, OP_MSG_POST
+	OP_MSGS_GET, OP_MSG_POST, OP_MSG_EDIT, OP_MSG_DELETE
 };
 
 struct job {
@@ -55,6 +61,10 @@ struct job {
 	int auth;
 	char why[256];
 	struct parley_identity id;
+	unsigned perms;		/* in room */
+	char msg_id[PARLEY_ID_MAX + 1];	/* PATCH/DELETE target */
+	char target_sender[PARLEY_LOGIN_MAX + 1];
+	int target_found;
 	/* results */
 	int status;
 	char err[256];
@@ -167,6 +177,9 @@ job_work(void *arg)
 	    sizeof(j->why));
 	if (j->auth != PARLEY_AUTH_ALLOW)
 		return;
+	if (j->room[0] != '\0')
+		j->perms = access_perms(j->id.login, j->id.roles, j->id.grants,
+		    j->room);
 	switch (j->op) {
 	case OP_ROOMS_LIST:
 		j->status = ops->room_list(st->state, &msg_list_api,
@@ -193,9 +206,8 @@ job_work(void *arg)
 		    &j->rooms, j->err, sizeof(j->err));
 		if (j->status == 1) {
 			const char *creator = j->rooms.v[0].creator;
-			int admin = strstr(j->id.roles, "admin") != NULL;
 
-			if (!admin && (creator == NULL ||
+			if (!(j->perms & PERM_MODERATE) && (creator == NULL ||
 			    strcmp(creator, j->id.login) != 0)) {
 				j->status = -2;	/* forbidden */
 				break;
@@ -211,7 +223,47 @@ job_work(void *arg)
 		break;
 	case OP_MSG_POST:
 		break;
+	case OP_MSG_EDIT:
+	case OP_MSG_DELETE: {
+		size_t i;
+
+		/* the target: not yet stored, or in storage */
+		for (i = 0; i < j->nsnap; i++)
+			if (strcmp(j->snap[i]->m.id, j->msg_id) == 0) {
+				j->target_found = 1;
+				snprintf(j->target_sender,
+				    sizeof(j->target_sender), "%s",
+				    j->snap[i]->m.sender);
+			}
+		if (j->target_found)
+			break;
+		j->status = ops->get_msg(st->state, j->room, j->msg_id,
+		    &msg_list_api, &j->msgs, j->err, sizeof(j->err));
+		if (j->status == 1 && j->msgs.n > 0) {
+			j->target_found = !j->msgs.v[0]->m.deleted;
+			snprintf(j->target_sender, sizeof(j->target_sender),
+			    "%s", j->msgs.v[0]->m.sender);
+		}
+		if (j->status == 1)
+			j->status = 0;
+		break;
 	}
+	}
+}
+
+/* 0, or answers 403 naming the room and the missing permission. */
+static int
+need(struct job *j, unsigned perm)
+{
+	char msg[256];
+
+	if ((j->perms & perm) == perm)
+		return 0;
+	snprintf(msg, sizeof(msg), "permission denied: %s on room %s",
+	    perm_name(perm), j->room);
+	metrics_counter_add("parley_denied_total", NULL, 1);
+	http_error(j->c, 403, msg);
+	return -1;
 }
 
 static void
@@ -223,9 +275,18 @@ posted(void *arg, int status, uint64_t position, const char *why)
 	if (status != 0)
 		http_error(j->c, 503, why ? why : "message not stored");
 	else {
+		json_t *o;
+
 		snprintf(pos, sizeof(pos), "%" PRIu64, position);
-		respond_json(j->c, 201, json_pack("{s:s, s:s, s:s}", "id",
-		    j->why, "room", j->room, "position", pos));
+		o = json_pack("{s:s, s:s, s:s}", "id", j->why, "room", j->room,
+		    "position", pos);
+		if (j->op != OP_MSG_POST) {
+			json_object_set_new(o, "ref_id",
+			    json_string(j->msg_id));
+			json_object_set_new(o, "event", json_string(j->op ==
+			    OP_MSG_EDIT ? "edit" : "delete"));
+		}
+		respond_json(j->c, j->op == OP_MSG_POST ? 201 : 200, o);
 	}
 	job_free(j);
 }
@@ -329,10 +390,16 @@ job_done(void *arg)
 	case OP_ROOMS_LIST:
 		arr = json_array();
 		for (i = 0; i < j->rooms.n; i++)
-			json_array_append_new(arr, room_json(&j->rooms.v[i]));
+			if (access_perms(j->id.login, j->id.roles,
+			    j->id.grants, j->rooms.v[i].name) & PERM_READ)
+				json_array_append_new(arr,
+				    room_json(&j->rooms.v[i]));
 		respond_json(j->c, 200, json_pack("{s:o}", "rooms", arr));
 		break;
 	case OP_ROOM_CREATE:
+		if (j->status == 1 && !(j->perms & PERM_WRITE))
+			log_warn("REST: %s created room %s without write "
+			    "permission in it", j->id.login, j->room);
 		if (j->rooms.n == 0)
 			http_error(j->c, 500, "room vanished");
 		else
@@ -340,6 +407,8 @@ job_done(void *arg)
 			    room_json(&j->rooms.v[0]));
 		break;
 	case OP_ROOM_GET:
+		if (need(j, PERM_READ) == -1)
+			break;
 		if (j->status == 0 || j->rooms.n == 0) {
 			struct room *r = broker_room(j->room);
 
@@ -364,9 +433,40 @@ job_done(void *arg)
 			http_respond(j->c, 204, NULL, NULL, NULL, 0);
 		break;
 	case OP_MSGS_GET:
+		if (need(j, PERM_READ) == -1)
+			break;
 		answer_messages(j);
 		break;
+	case OP_MSG_EDIT:
+	case OP_MSG_DELETE:
+		if (!j->target_found) {
+			http_error(j->c, 404, "no such message");
+			break;
+		}
+		if (need(j, strcmp(j->target_sender, j->id.login) == 0 ?
+		    PERM_WRITE : PERM_MODERATE) == -1)
+			break;
+		memset(&m, 0, sizeof(m));
+		msgid_next(j->why, sizeof(j->why));
+		m.room = j->room;
+		m.id = j->why;
+		m.sender = j->id.login;
+		m.timestamp_ms = now_ms();
+		m.event = j->op == OP_MSG_EDIT ? PARLEY_EV_EDIT :
+		    PARLEY_EV_DELETE;
+		m.ref_id = j->msg_id;
+		m.body = j->op == OP_MSG_EDIT ? j->body : "";
+		m.body_len = j->op == OP_MSG_EDIT ? j->body_len : 0;
+		if (strcmp(j->target_sender, j->id.login) != 0)
+			m.flags = PARLEY_MSG_MODERATED;
+		if (broker_publish(&m, posted, j, &why) == -1) {
+			http_error(j->c, 503, why);
+			break;
+		}
+		return;
 	case OP_MSG_POST:
+		if (need(j, PERM_WRITE) == -1)
+			break;
 		memset(&m, 0, sizeof(m));
 		msgid_next(j->why, sizeof(j->why));	/* reuse as id */
 		m.room = j->room;
@@ -503,6 +603,45 @@ rest_handle(struct conn *c, struct http_req *r)
 			j->op = OP_ROOM_DELETE;
 		else
 			goto bad_method;
+		goto submit;
+	}
+	if (strncmp(rest, "/messages/", 10) == 0 && rest[10] != '\0') {
+		const char *id = rest + 10;
+
+		if (strlen(id) > PARLEY_ID_MAX || strchr(id, '/') != NULL) {
+			job_free(j);
+			http_error(c, 404, "no such message");
+			return;
+		}
+		snprintf(j->msg_id, sizeof(j->msg_id), "%s", id);
+		if (strcmp(m, "DELETE") == 0)
+			j->op = OP_MSG_DELETE;
+		else if (strcmp(m, "PATCH") == 0) {
+			json_error_t e;
+			json_t *o = r->body ? json_loadb(r->body, r->body_len,
+			    0, &e) : NULL;
+			const char *body = NULL;
+			size_t bl = 0;
+
+			if (o == NULL || json_unpack(o, "{s:s%}", "body",
+			    &body, &bl) != 0) {
+				json_decref(o);
+				job_free(j);
+				http_error(c, 400, "expected a JSON object "
+				    "with a string \"body\"");
+				return;
+			}
+			j->body = malloc(bl + 1);
+			if (j->body != NULL) {
+				memcpy(j->body, body, bl);
+				j->body[bl] = '\0';
+			}
+			j->body_len = bl;
+			json_decref(o);
+			j->op = OP_MSG_EDIT;
+		} else
+			goto bad_method;
+		batcher_snapshot(j->room, 0, &j->snap, &j->nsnap);
 		goto submit;
 	}
 	if (strcmp(rest, "/messages") != 0) {

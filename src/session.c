@@ -18,6 +18,8 @@
 
 #include <event2/event.h>
 
+#include "access.h"
+#include "batcher.h"
 #include "broker.h"
 #include "config.h"
 #include "conn.h"
@@ -66,7 +68,13 @@ struct session {
 	int version;			/* 10, 11, 12 */
 	struct stomp_parser *parser;
 	char login[PARLEY_LOGIN_MAX + 1];
+	char roles[256];		/* from the auth plugin */
+	char grants[512];
 	char *bearer;
+	struct bucket msg_bucket;	/* [limits] msg_rate */
+	struct bucket byte_bucket;	/* [limits] byte_rate */
+	int64_t throttled_since;	/* held back since (mono ms), 0 = not */
+	int64_t last_limit_log;
 	struct subq subs;
 	int nsubs;
 	LIST_HEAD(, tx) txs;
@@ -82,6 +90,7 @@ struct session {
 	char *disconnect_receipt;	/* answer when pending reaches 0 */
 	int disconnecting;
 	struct stomp_buf out;		/* reusable frame builder */
+	int frames_seen;		/* frames in the current input */
 	uint64_t resume_seq;
 };
 
@@ -416,6 +425,45 @@ session_shutdown(struct session *s)
 
 /* ------------------------------------------------------------ input */
 
+/*
+ * Token buckets on what the client sends.  Over the rate, the connection is
+ * not read until the debt is paid; held back for longer than
+ * throttle_max_ms without a break, it gets an ERROR and is closed.
+ */
+static void
+rate_check(struct session *s, size_t bytes)
+{
+	int64_t now = mono_ms();
+	int w1, w2, wait;
+
+	w1 = bucket_take(&s->msg_bucket, cfg->msg_rate, cfg->msg_burst,
+	    s->frames_seen, now);
+	w2 = bucket_take(&s->byte_bucket, (double)cfg->byte_rate,
+	    (double)cfg->byte_burst, (double)bytes, now);
+	wait = w1 > w2 ? w1 : w2;
+	if (wait == 0) {
+		s->throttled_since = 0;
+		return;
+	}
+	metrics_counter_add("parley_limit_hits_total", w1 >= w2 ?
+	    "limit=\"msg_rate\"" : "limit=\"byte_rate\"", 1);
+	if (s->throttled_since == 0)
+		s->throttled_since = now;
+	if (now - s->last_limit_log >= 10000) {
+		s->last_limit_log = now;
+		log_warn("%s: %s over [limits] %s: holding back %d ms",
+		    s->conn->peer, s->login, w1 >= w2 ? "msg_rate" :
+		    "byte_rate", wait);
+	}
+	if (now + wait - s->throttled_since > cfg->throttle_max_ms) {
+		send_error(s, NULL, "rate limit exceeded", "see [limits] "
+		    "msg_rate and byte_rate");
+		return;
+	}
+	conn_pause(s->conn, wait);
+}
+
+
 void
 session_input(struct session *s, const char *data, size_t len)
 {
@@ -425,7 +473,10 @@ session_input(struct session *s, const char *data, size_t len)
 		return;
 	s->last_in = mono_ms();
 	session_ref(s);
+	s->frames_seen = 0;
 	rv = stomp_parse(s->parser, data, len);
+	if (rv == 0 && s->state == S_CONNECTED)
+		rate_check(s, len);
 	if (rv != 0 && rv != STOMP_E_CALLBACK && s->state != S_CLOSING) {
 		char detail[128];
 
@@ -452,6 +503,7 @@ on_frame(void *arg, struct stomp_frame *f)
 	if (s->conn == NULL || s->state == S_CLOSING)
 		return 1;
 	stats.frames_in++;
+	s->frames_seen++;
 	if (s->state == S_AUTH) {
 		if (s->nqueued == MAX_QUEUED_FRAMES ||
 		    (fc = fcopy_new(f)) == NULL) {
@@ -517,6 +569,8 @@ auth_done(void *arg)
 		goto out;
 	}
 	snprintf(s->login, sizeof(s->login), "%s", j->id.login);
+	snprintf(s->roles, sizeof(s->roles), "%s", j->id.roles);
+	snprintf(s->grants, sizeof(s->grants), "%s", j->id.grants);
 	s->state = S_CONNECTED;
 	stats.stomp_sessions++;
 	stomp_parser_set_version(s->parser, s->version);
@@ -653,6 +707,27 @@ handle_connect(struct session *s, struct stomp_frame *f)
 	}
 }
 
+/* ------------------------------------------------------------ access */
+
+/* 0 if s may do need in room; otherwise ERROR naming room and permission. */
+static int
+check_perm(struct session *s, const char *room, unsigned need,
+    const char *receipt)
+{
+	unsigned have = access_perms(s->login, s->roles, s->grants, room);
+	char msg[256];
+
+	if ((have & need) == need)
+		return 0;
+	snprintf(msg, sizeof(msg), "permission denied: %s on room %s",
+	    perm_name(need & ~have & PERM_MODERATE ? PERM_MODERATE :
+	    need & ~have & PERM_WRITE ? PERM_WRITE :
+	    need & ~have & PERM_READ ? PERM_READ : PERM_ADMIN), room);
+	metrics_counter_add("parley_denied_total", NULL, 1);
+	send_error(s, receipt, msg, NULL);
+	return -1;
+}
+
 /* ------------------------------------------------------------ SEND */
 
 struct pubctx {
@@ -712,7 +787,7 @@ room_of(const char *dest, char *room, size_t len)
 
 static void
 do_publish(struct session *s, const char *room, int event,
-    const struct stomp_frame *f, const char *receipt)
+    const struct stomp_frame *f, const char *receipt, unsigned flags)
 {
 	struct parley_msg m;
 	struct pubctx *pc;
@@ -731,8 +806,10 @@ do_publish(struct session *s, const char *room, int event,
 		m.body = f->body;
 		m.body_len = f->body_len;
 		m.ref_id = stomp_header_get(f, "ref-id");
+		m.media_id = stomp_header_get(f, "media-id");
 	} else
 		m.body = "";
+	m.flags = flags;
 	if ((pc = calloc(1, sizeof(*pc))) == NULL ||
 	    (receipt != NULL && (pc->receipt = strdup(receipt)) == NULL)) {
 		free(pc);
@@ -756,7 +833,112 @@ publish_event(struct session *s, const char *room, int event)
 {
 	if (s->login[0] == '\0')
 		return;
-	do_publish(s, room, event, NULL, NULL);
+	do_publish(s, room, event, NULL, NULL, 0);
+}
+
+/*
+ * EDIT/DELETE: moderators may change any message; others only their own,
+ * which means looking the target up (uncommitted messages first, then
+ * storage on a worker) before anything is broadcast.
+ */
+struct edit_job {
+	struct session *s;
+	struct fcopy *fc;
+	char room[PARLEY_ROOM_MAX + 1];
+	char id[PARLEY_ID_MAX + 1];
+	int event;
+	int found;		/* 1 found, 0 not, -1 storage error */
+	char sender[PARLEY_LOGIN_MAX + 1];
+	char err[256];
+};
+
+static void
+edit_lookup_work(void *arg)
+{
+	struct edit_job *j = arg;
+	struct parley_ctx *st = plugins.storage;
+	struct parley_msg_list l = { NULL, 0, 0 };
+
+	j->found = st->p->storage->get_msg(st->state, j->room, j->id,
+	    &msg_list_api, &l, j->err, sizeof(j->err));
+	if (j->found == 1 && l.n > 0)
+		snprintf(j->sender, sizeof(j->sender), "%s", l.v[0]->m.sender);
+	else if (j->found == 1)
+		j->found = 0;
+	msg_list_clear(&l);
+}
+
+static void
+edit_decide(struct edit_job *j)
+{
+	struct session *s = j->s;
+	const char *receipt = stomp_header_get(&j->fc->f, "receipt");
+
+	if (s->conn == NULL || s->state != S_CONNECTED)
+		return;
+	if (j->found == -1)
+		send_error(s, receipt, "cannot check the message: storage "
+		    "unavailable", j->err);
+	else if (j->found == 0)
+		send_error(s, receipt, "no such message", j->id);
+	else if (strcmp(j->sender, s->login) != 0)
+		check_perm(s, j->room, PERM_MODERATE, receipt);
+	else
+		do_publish(s, j->room, j->event, &j->fc->f, receipt, 0);
+}
+
+static void
+edit_lookup_done(void *arg)
+{
+	struct edit_job *j = arg;
+
+	edit_decide(j);
+	session_unref(j->s);
+	fcopy_free(j->fc);
+	free(j);
+}
+
+static void
+edit_or_delete(struct session *s, const char *room, int event,
+    struct stomp_frame *f, const char *receipt)
+{
+	unsigned have = access_perms(s->login, s->roles, s->grants, room);
+	const char *ref = stomp_header_get(f, "ref-id");
+	struct edit_job *j;
+	struct pmsg **snap;
+	size_t n, i;
+
+	if (have & PERM_MODERATE) {
+		do_publish(s, room, event, f, receipt, PARLEY_MSG_MODERATED);
+		return;
+	}
+	if (check_perm(s, room, PERM_WRITE, receipt) == -1)
+		return;
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->fc = fcopy_new(f)) == NULL) {
+		free(j);
+		send_error(s, receipt, "out of memory", NULL);
+		return;
+	}
+	j->s = s;
+	session_ref(s);
+	j->event = event;
+	snprintf(j->room, sizeof(j->room), "%s", room);
+	snprintf(j->id, sizeof(j->id), "%s", ref);
+	/* not yet in storage? */
+	batcher_snapshot(room, 0, &snap, &n);
+	for (i = 0; i < n; i++) {
+		if (j->found == 0 && strcmp(snap[i]->m.id, ref) == 0) {
+			j->found = 1;
+			snprintf(j->sender, sizeof(j->sender), "%s",
+			    snap[i]->m.sender);
+		}
+		pmsg_unref(snap[i]);
+	}
+	free(snap);
+	if (j->found == 1 || worker_submit(edit_lookup_work,
+	    edit_lookup_done, j) == -1)
+		edit_lookup_done(j);
 }
 
 static void
@@ -794,7 +976,13 @@ handle_send(struct session *s, struct stomp_frame *f, const char *receipt)
 			return;
 		}
 	}
-	do_publish(s, room, event, f, receipt);
+	if (event == PARLEY_EV_EDIT || event == PARLEY_EV_DELETE) {
+		edit_or_delete(s, room, event, f, receipt);
+		return;
+	}
+	if (check_perm(s, room, PERM_WRITE, receipt) == -1)
+		return;
+	do_publish(s, room, event, f, receipt, 0);
 }
 
 /* ------------------------------------------------------------ SUBSCRIBE */
@@ -885,6 +1073,8 @@ handle_subscribe(struct session *s, struct stomp_frame *f,
 		send_error(s, receipt, "duplicate subscription id", id);
 		return;
 	}
+	if (check_perm(s, room, PERM_READ, receipt) == -1)
+		return;
 	if (s->nsubs >= cfg->max_subscriptions) {
 		send_error(s, receipt, "too many subscriptions",
 		    "see [server] max_subscriptions");

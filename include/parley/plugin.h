@@ -84,8 +84,16 @@ struct parley_msg {
 	int64_t edited_ms;	/* storage: time of last edit, 0 = never */
 	int deleted;		/* storage: 1 = tombstone */
 	const char *media_id;	/* media referred to, or NULL */
-	void *spare[5];
+	unsigned flags;		/* PARLEY_MSG_* */
+	void *spare[4];
 };
+
+/*
+ * EDIT/DELETE by a moderator: the host checked the permission, so storage
+ * applies it whoever sent the target (otherwise only the target's sender
+ * may edit or delete it).
+ */
+#define PARLEY_MSG_MODERATED 0x01
 
 /* Opaque handles. */
 struct parley_ctx;		/* one loaded plugin instance */

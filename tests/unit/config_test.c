@@ -158,7 +158,8 @@ rel(const struct config *c, const char *path)
 	}								\
 } while (0)
 #define SAME_PATH(f) do {						\
-	if (strcmp(rel(a, a->f), rel(b, b->f)) != 0) {			\
+	if (strcmp(a->f, b->f) != 0 &&					\
+	    strcmp(rel(a, a->f), rel(b, b->f)) != 0) {			\
 		printf("# %s: '%s' != '%s'\n", #f, a->f, b->f);		\
 		same = 0;						\
 	}								\
@@ -188,6 +189,18 @@ same_values(const struct config *a, const struct config *b)
 	SAME_INT(resume_max);
 	SAME_INT(history_max);
 	SAME_INT(drain_timeout_ms);
+	SAME_STR(instance_id);
+	SAME_INT(msg_rate);
+	SAME_INT(msg_burst);
+	SAME_INT(byte_rate);
+	SAME_INT(byte_burst);
+	SAME_INT(throttle_max_ms);
+	SAME_INT(ip_max_connections);
+	SAME_INT(ip_connect_rate);
+	SAME_INT(ip_connect_burst);
+	SAME_STR(perm_default);
+	SAME_STR(perm_admin_role);
+	SAME_STR(perm_moderator_role);
 	SAME_STR(backplane);
 	SAME_STR(storage);
 	SAME_STR(media);

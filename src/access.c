@@ -1,0 +1,379 @@
+/*
+ * access.c - permissions and rate limits (see access.h).
+ *
+ * Permissions of a user in a room: the first [rooms] rule whose pattern
+ * matches the room decides (who:perms pairs, first matching who wins), or
+ * [permissions] default when none matches; grants from the auth plugin
+ * ("room:perm+perm,room2:perm", '*' = any room, trailing '*' = prefix) add
+ * to that; the moderator role adds moderate; the admin role has all.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "access.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+struct who {
+	char *who;		/* login, "@role" or "*" */
+	unsigned perms;
+};
+
+struct rule {
+	char *pattern;		/* lowercase; trailing '*' = prefix */
+	struct who *whos;
+	size_t nwho;
+};
+
+static struct config *cfg;
+static unsigned perm_default;
+static struct rule *rules;
+static size_t nrules;
+
+const char *
+perm_name(unsigned perm)
+{
+	switch (perm) {
+	case PERM_READ: return "read";
+	case PERM_WRITE: return "write";
+	case PERM_MODERATE: return "moderate";
+	case PERM_ADMIN: return "admin";
+	default: return "?";
+	}
+}
+
+/* "read+write" / "read,write" (sep given) -> bits; -1 on an unknown name */
+static int
+parse_perms(const char *s, size_t len, unsigned *out)
+{
+	unsigned p = 0;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t j = i, n;
+
+		while (j < len && s[j] != '+' && s[j] != ',')
+			j++;
+		n = j - i;
+		while (n > 0 && isspace((unsigned char)s[i])) {
+			i++;
+			n--;
+		}
+		while (n > 0 && isspace((unsigned char)s[i + n - 1]))
+			n--;
+		if (n == 4 && strncmp(s + i, "read", 4) == 0)
+			p |= PERM_READ;
+		else if (n == 5 && strncmp(s + i, "write", 5) == 0)
+			p |= PERM_WRITE;
+		else if (n == 8 && strncmp(s + i, "moderate", 8) == 0)
+			p |= PERM_MODERATE;
+		else if (n == 5 && strncmp(s + i, "admin", 5) == 0)
+			p |= PERM_ADMIN;
+		else if (n != 0)
+			return -1;
+		i = j + 1;
+	}
+	if (p & PERM_ADMIN)
+		p |= PERM_READ | PERM_WRITE | PERM_MODERATE;
+	*out = p;
+	return 0;
+}
+
+static int
+bad(const char *section, const char *key, const char *val, const char *why)
+{
+	fprintf(stderr, "parleyd: %s: [%s] %s = '%s': %s\n", cfg->file,
+	    section, key, val, why);
+	return -1;
+}
+
+static int
+parse_rule(const char *key, const char *val, struct rule *r)
+{
+	const char *p = val;
+
+	r->pattern = strdup(key);
+	while (*p != '\0') {
+		const char *e = strchr(p, ','), *colon;
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		struct who *w;
+		char *who;
+
+		while (n > 0 && isspace((unsigned char)*p)) {
+			p++;
+			n--;
+		}
+		if (n == 0) {
+			p = e ? e + 1 : p + n;
+			continue;
+		}
+		colon = memchr(p, ':', n);
+		if (colon == NULL || colon == p)
+			return bad("rooms", key, val, "expected who:perms pairs "
+			    "(who = login, @role or *; perms = read+write+"
+			    "moderate+admin)");
+		w = realloc(r->whos, (r->nwho + 1) * sizeof(*w));
+		if (w == NULL)
+			return -1;
+		r->whos = w;
+		who = strndup(p, (size_t)(colon - p));
+		while (who[0] != '\0' && isspace((unsigned char)
+		    who[strlen(who) - 1]))
+			who[strlen(who) - 1] = '\0';
+		w[r->nwho].who = who;
+		if (parse_perms(colon + 1, n - (size_t)(colon - p) - 1,
+		    &w[r->nwho].perms) == -1) {
+			free(who);
+			return bad("rooms", key, val, "unknown permission "
+			    "(allowed: read, write, moderate, admin)");
+		}
+		r->nwho++;
+		p = e ? e + 1 : p + n;
+	}
+	return 0;
+}
+
+int
+access_init(struct config *c)
+{
+	const char *const *keys;
+	size_t n, i;
+
+	cfg = c;
+	if (parse_perms(c->perm_default, strlen(c->perm_default),
+	    &perm_default) == -1)
+		return bad("permissions", "default", c->perm_default,
+		    "unknown permission (allowed: read, write, moderate, "
+		    "admin, comma-separated)");
+	keys = config_section_keys(c, "rooms", &n);
+	if (keys == NULL || n == 0)
+		return 0;
+	if ((rules = calloc(n, sizeof(*rules))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		const char *v = config_raw(c, "rooms", keys[i], "");
+
+		if (parse_rule(keys[i], v, &rules[nrules]) == -1)
+			return -1;
+		nrules++;
+	}
+	return 0;
+}
+
+void
+access_fini(void)
+{
+	size_t i, j;
+
+	for (i = 0; i < nrules; i++) {
+		for (j = 0; j < rules[i].nwho; j++)
+			free(rules[i].whos[j].who);
+		free(rules[i].whos);
+		free(rules[i].pattern);
+	}
+	free(rules);
+	rules = NULL;
+	nrules = 0;
+}
+
+/* Case-insensitive match of room against pattern (trailing '*' = prefix,
+ * "*" alone = any). */
+static int
+room_match(const char *pattern, size_t plen, const char *room)
+{
+	if (plen > 0 && pattern[plen - 1] == '*')
+		return strncasecmp(pattern, room, plen - 1) == 0;
+	return strlen(room) == plen && strncasecmp(pattern, room, plen) == 0;
+}
+
+/* Is role in the comma-separated list roles? */
+static int
+has_role(const char *roles, const char *role, size_t rlen)
+{
+	const char *p = roles;
+
+	if (roles == NULL || rlen == 0)
+		return 0;
+	while (*p != '\0') {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		while (n > 0 && *p == ' ') {
+			p++;
+			n--;
+		}
+		while (n > 0 && p[n - 1] == ' ')
+			n--;
+		if (n == rlen && strncmp(p, role, n) == 0)
+			return 1;
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
+unsigned
+access_perms(const char *login, const char *roles, const char *grants,
+    const char *room)
+{
+	unsigned p = perm_default;
+	size_t i, j;
+	const char *g;
+
+	if (has_role(roles, cfg->perm_admin_role,
+	    strlen(cfg->perm_admin_role)))
+		return PERM_READ | PERM_WRITE | PERM_MODERATE | PERM_ADMIN;
+	for (i = 0; i < nrules; i++) {
+		if (!room_match(rules[i].pattern, strlen(rules[i].pattern),
+		    room))
+			continue;
+		p = 0;
+		for (j = 0; j < rules[i].nwho; j++) {
+			const char *w = rules[i].whos[j].who;
+
+			if (strcmp(w, "*") == 0 || strcmp(w, login) == 0 ||
+			    (w[0] == '@' && has_role(roles, w + 1,
+			    strlen(w + 1)))) {
+				p = rules[i].whos[j].perms;
+				break;
+			}
+		}
+		break;
+	}
+	/* grants: room:perm+perm,room2:perm */
+	for (g = grants; g != NULL && *g != '\0';) {
+		const char *e = strchr(g, ','), *colon;
+		size_t n = e ? (size_t)(e - g) : strlen(g);
+		unsigned gp;
+
+		while (n > 0 && *g == ' ') {
+			g++;
+			n--;
+		}
+		colon = memchr(g, ':', n);
+		if (colon != NULL && room_match(g, (size_t)(colon - g), room) &&
+		    parse_perms(colon + 1, n - (size_t)(colon - g) - 1,
+		    &gp) == 0)
+			p |= gp;
+		if (e == NULL)
+			break;
+		g = e + 1;
+	}
+	if (p & PERM_ADMIN)
+		p |= PERM_READ | PERM_WRITE | PERM_MODERATE;
+	if ((p & PERM_READ) && has_role(roles, cfg->perm_moderator_role,
+	    strlen(cfg->perm_moderator_role)))
+		p |= PERM_MODERATE;
+	return p;
+}
+
+/* ------------------------------------------------------------ limits */
+
+int
+bucket_take(struct bucket *b, double rate, double burst, double n,
+    int64_t now)
+{
+	if (rate <= 0)
+		return 0;
+	if (b->last_ms == 0) {
+		b->tokens = burst;
+		b->last_ms = now;
+	}
+	b->tokens += (double)(now - b->last_ms) * rate / 1000.0;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->last_ms = now;
+	b->tokens -= n;
+	if (b->tokens >= 0)
+		return 0;
+	return (int)(-b->tokens * 1000.0 / rate) + 1;
+}
+
+struct ipent {
+	char ip[64];
+	int open;
+	struct bucket connects;
+	int64_t last_log;
+};
+
+static struct strmap ips;
+static uint64_t admits;
+
+static void
+prune_one(const char *key, void *value, void *arg)
+{
+	struct ipent *e = value;
+	struct ipent **dead = arg;
+
+	(void)key;
+	/* idle and refilled: forget it (collected, freed after the walk) */
+	if (e->open == 0 && mono_ms() - e->connects.last_ms > 60000 &&
+	    *dead == NULL)
+		*dead = e;
+}
+
+int
+access_ip_admit(const char *ip)
+{
+	struct ipent *e;
+	int64_t now = mono_ms();
+	const char *why = NULL;
+
+	if (cfg->ip_max_connections == 0 && cfg->ip_connect_rate == 0)
+		return 0;
+	if (++admits % 256 == 0) {
+		/* forget a few idle addresses now and then */
+		for (int k = 0; k < 16; k++) {
+			struct ipent *dead = NULL;
+
+			strmap_foreach(&ips, prune_one, &dead);
+			if (dead == NULL)
+				break;
+			strmap_del(&ips, dead->ip);
+			free(dead);
+		}
+	}
+	if ((e = strmap_get(&ips, ip)) == NULL) {
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			return 0;
+		snprintf(e->ip, sizeof(e->ip), "%s", ip);
+		if (strmap_put(&ips, e->ip, e) == -1) {
+			free(e);
+			return 0;
+		}
+	}
+	if (cfg->ip_max_connections > 0 && e->open >= cfg->ip_max_connections)
+		why = "too many open connections from this address";
+	else if (bucket_take(&e->connects, cfg->ip_connect_rate,
+	    cfg->ip_connect_burst, 1, now) > 0)
+		why = "too many new connections per second from this address";
+	if (why != NULL) {
+		metrics_counter_add("parley_limit_hits_total",
+		    e->open >= cfg->ip_max_connections && cfg->ip_max_connections
+		    ? "limit=\"ip_connections\"" : "limit=\"ip_connect_rate\"",
+		    1);
+		if (now - e->last_log >= 10000 || e->last_log == 0) {
+			e->last_log = now;
+			log_warn("%s: refusing connection: %s (see [limits])",
+			    ip, why);
+		}
+		return -1;
+	}
+	e->open++;
+	return 0;
+}
+
+void
+access_ip_release(const char *ip)
+{
+	struct ipent *e;
+
+	if ((e = strmap_get(&ips, ip)) != NULL && e->open > 0)
+		e->open--;
+}

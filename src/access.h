@@ -1,0 +1,46 @@
+/*
+ * access.h - who may do what: room permissions from [permissions], [rooms]
+ * rules, roles and grants; and the rate limits of [limits].
+ */
+#ifndef PARLEY_ACCESS_H
+#define PARLEY_ACCESS_H
+
+#include <stdint.h>
+
+struct config;
+
+#define PERM_READ	0x01	/* subscribe, read history */
+#define PERM_WRITE	0x02	/* send; edit and delete one's own */
+#define PERM_MODERATE	0x04	/* edit/delete others', delete the room */
+#define PERM_ADMIN	0x08	/* everything */
+
+/* Parse [permissions] and [rooms]; on a bad rule print file/section/key and
+ * return -1 (start-up stops, exit 2). */
+int	 access_init(struct config *c);
+void	 access_fini(void);
+
+/* Effective permissions of an identity in room (admin implies all). */
+unsigned access_perms(const char *login, const char *roles,
+	    const char *grants, const char *room);
+/* "read", "write", "moderate" or "admin" for one PERM_ bit. */
+const char *perm_name(unsigned perm);
+
+/* A token bucket. */
+struct bucket {
+	double tokens;
+	int64_t last_ms;
+};
+/*
+ * Take n tokens at rate/s with burst.  Returns 0 when within the limit,
+ * otherwise the milliseconds until the bucket is back at zero (the tokens
+ * are taken anyway: the debt is paid by waiting).  rate 0 = unlimited.
+ */
+int	 bucket_take(struct bucket *b, double rate, double burst, double n,
+	    int64_t now_ms);
+
+/* Per-IP admission on accept: 0 admit, -1 refuse (logged at most once per
+ * IP per 10 s).  access_ip_release when the connection closes. */
+int	 access_ip_admit(const char *ip);
+void	 access_ip_release(const char *ip);
+
+#endif
