@@ -34,6 +34,7 @@
 #include "http.h"
 #include "log.h"
 #include "media.h"
+#include "metrics.h"
 #include "msg.h"
 #include "plugin.h"
 #include "rest.h"
