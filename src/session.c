@@ -1304,9 +1304,11 @@ handle_frame(struct session *s, struct stomp_frame *f)
 			send_error(s, receipt, "transaction too large", txid);
 			return;
 		}
-		/* strip the transaction header so COMMIT runs it plainly */
+		/* strip the transaction header so COMMIT runs it plainly,
+		 * and the receipt header: it is answered here, once */
 		for (size_t i = 0; i < fc->f.nheaders; i++)
-			if (strcmp(fc->f.headers[i].name, "transaction") == 0)
+			if (strcmp(fc->f.headers[i].name, "transaction") == 0 ||
+			    strcmp(fc->f.headers[i].name, "receipt") == 0)
 				fc->f.headers[i].name[0] = '\0';
 		STAILQ_INSERT_TAIL(&t->frames, fc, entry);
 		t->n++;

@@ -408,19 +408,57 @@ struct parley_auth_ops {
 /* ---------------------------------------------------------------- */
 /* media: every function is "worker" (may block)                      */
 
+/*
+ * Ids are made by the host: 1..PARLEY_ID_MAX bytes of [A-Za-z0-9_-].  A
+ * plugin still rejects anything else, so no path or key is ever built from
+ * user input.
+ */
+#define PARLEY_MEDIA_META_MAX 16384	/* metadata document, bytes */
+
 struct parley_media_ops {
 	size_t size;
-	/* Store a file from path (a spooled upload) under id. */
+	/*
+	 * Store a file from path (a spooled upload the host removes after
+	 * the call) under id.  content_type is what the host decided the
+	 * file is (sniffed for images).  0 stored, -1 error (nothing kept).
+	 */
 	int (*put_file)(void *state, const char *id, const char *path,
 	    const char *content_type, char *err, size_t errlen);
 	/*
 	 * Open id for reading: either *fd (>= 0) to stream from, or a URL
 	 * (short-lived) to redirect to in url.  1 found, 0 not, -1 error.
+	 * A plugin that answers with a URL may return 1 without checking
+	 * that the file exists (the host asks get_meta first).
 	 */
 	int (*open)(void *state, const char *id, int *fd, char *url,
 	    size_t urllen, char *err, size_t errlen);
+	/* Remove id and its metadata: 1 removed, 0 not found, -1 error. */
 	int (*remove)(void *state, const char *id, char *err, size_t errlen);
-	void *spare[8];
+	/*
+	 * Metadata (optional, ABI 1 additions: NULL in older plugins).  The
+	 * host keeps a small document (its own JSON, NUL-terminated, at most
+	 * PARLEY_MEDIA_META_MAX bytes) with each file: content type, size,
+	 * sha256, uploader, rooms it was shared in.  put_meta stores or
+	 * replaces it (after put_file succeeded); get_meta copies it into buf:
+	 * 1 found, 0 not found, -1 error (also when buflen is too small).
+	 * Plugins without them: the host serves application/octet-stream as
+	 * an attachment and lets any authenticated user fetch.
+	 */
+	int (*put_meta)(void *state, const char *id, const char *meta,
+	    char *err, size_t errlen);
+	int (*get_meta)(void *state, const char *id, char *buf,
+	    size_t buflen, char *err, size_t errlen);
+	/*
+	 * Optional: like open, also telling the plugin the Content-Type and
+	 * Content-Disposition the host wants the file served with, so that
+	 * a plugin answering with a URL can sign them into it (S3's
+	 * response-content-type and response-content-disposition).  NULL:
+	 * the host calls open.
+	 */
+	int (*open_as)(void *state, const char *id, const char *content_type,
+	    const char *disposition, int *fd, char *url, size_t urllen,
+	    char *err, size_t errlen);
+	void *spare[5];
 };
 
 /* ---------------------------------------------------------------- */
