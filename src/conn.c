@@ -491,6 +491,11 @@ unpause_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	c->reading_paused = 0;
 	bufferevent_enable(c->bev, EV_READ);
+	if (c->session != NULL) {
+		conn_ref(c);
+		session_unpaused(c->session);
+		conn_unref(c);
+	}
 }
 
 void

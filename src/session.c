@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "access.h"
@@ -90,7 +91,8 @@ struct session {
 	char *disconnect_receipt;	/* answer when pending reaches 0 */
 	int disconnecting;
 	struct stomp_buf out;		/* reusable frame builder */
-	int frames_seen;		/* frames in the current input */
+	struct evbuffer *backlog;	/* input held back by rate limits */
+	int pause_ms;			/* set by on_frame: hold back input */
 	uint64_t resume_seq;
 };
 
@@ -221,7 +223,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(s->conn, 1001, "heart-beat timeout");
 		return;
 	}
-	if (s->hb_send_ms > 0 && now - s->last_out >= s->hb_send_ms) {
+	/* "at least every hb_send_ms": with ticks of half the smaller
+	 * interval, waiting for the full interval would often mean 1.5x */
+	if (s->hb_send_ms > 0 && now - s->last_out >= s->hb_send_ms * 3 / 4) {
 		s->last_out = now;
 		conn_send(s->conn, "\n", 1);
 	}
@@ -251,6 +255,7 @@ session_new(struct conn *c, const char *bearer)
 	LIST_INIT(&s->txs);
 	STAILQ_INIT(&s->queued);
 	stomp_buf_init(&s->out);
+	s->backlog = evbuffer_new();
 	s->last_in = s->last_out = mono_ms();
 	s->connect_deadline = s->last_in + cfg->connect_timeout_ms;
 	if ((bearer != NULL && (s->bearer = strdup(bearer)) == NULL) ||
@@ -390,6 +395,8 @@ session_unref(struct session *s)
 		return;
 	stomp_parser_free(s->parser);
 	stomp_buf_free(&s->out);
+	if (s->backlog != NULL)
+		evbuffer_free(s->backlog);
 	free(s->bearer);
 	free(s->disconnect_receipt);
 	free(s);
@@ -426,24 +433,27 @@ session_shutdown(struct session *s)
 /* ------------------------------------------------------------ input */
 
 /*
- * Token buckets on what the client sends.  Over the rate, the connection is
- * not read until the debt is paid; held back for longer than
- * throttle_max_ms without a break, it gets an ERROR and is closed.
+ * Token buckets on what the client sends, taken per frame.  A frame over the
+ * rate is handled, then the parser pauses: the rest of the input waits in
+ * the backlog and the connection is not read until the debt is paid.  A
+ * client that would be held back for longer than throttle_max_ms without a
+ * break gets an ERROR and is closed.  Returns 0, or the pause in ms, or -1
+ * after the ERROR.
  */
-static void
-rate_check(struct session *s, size_t bytes)
+static int
+rate_take(struct session *s, size_t bytes)
 {
 	int64_t now = mono_ms();
 	int w1, w2, wait;
 
-	w1 = bucket_take(&s->msg_bucket, cfg->msg_rate, cfg->msg_burst,
-	    s->frames_seen, now);
+	w1 = bucket_take(&s->msg_bucket, cfg->msg_rate, cfg->msg_burst, 1,
+	    now);
 	w2 = bucket_take(&s->byte_bucket, (double)cfg->byte_rate,
 	    (double)cfg->byte_burst, (double)bytes, now);
 	wait = w1 > w2 ? w1 : w2;
 	if (wait == 0) {
 		s->throttled_since = 0;
-		return;
+		return 0;
 	}
 	metrics_counter_add("parley_limit_hits_total", w1 >= w2 ?
 	    "limit=\"msg_rate\"" : "limit=\"byte_rate\"", 1);
@@ -458,25 +468,32 @@ rate_check(struct session *s, size_t bytes)
 	if (now + wait - s->throttled_since > cfg->throttle_max_ms) {
 		send_error(s, NULL, "rate limit exceeded", "see [limits] "
 		    "msg_rate and byte_rate");
-		return;
+		return -1;
 	}
-	conn_pause(s->conn, wait);
+	return wait;
 }
 
-
-void
-session_input(struct session *s, const char *data, size_t len)
+/* Parse data; keep what a pause left over in the backlog.  0 or -1. */
+static int
+parse_input(struct session *s, const char *data, size_t len, int from_backlog)
 {
 	int rv;
+	size_t used;
 
-	if (s->conn == NULL || s->state == S_CLOSING)
-		return;
-	s->last_in = mono_ms();
-	session_ref(s);
-	s->frames_seen = 0;
+	s->pause_ms = 0;
 	rv = stomp_parse(s->parser, data, len);
-	if (rv == 0 && s->state == S_CONNECTED)
-		rate_check(s, len);
+	used = stomp_parser_consumed(s->parser);
+	if (rv == STOMP_PAUSED) {
+		if (from_backlog)
+			evbuffer_drain(s->backlog, used);
+		else
+			evbuffer_add(s->backlog, data + used, len - used);
+		if (s->conn != NULL && s->state != S_CLOSING)
+			conn_pause(s->conn, s->pause_ms);
+		return 0;
+	}
+	if (from_backlog)
+		evbuffer_drain(s->backlog, len);
 	if (rv != 0 && rv != STOMP_E_CALLBACK && s->state != S_CLOSING) {
 		char detail[128];
 
@@ -484,7 +501,37 @@ session_input(struct session *s, const char *data, size_t len)
 		    "%zu headers, header line %zu bytes", limits.max_frame,
 		    limits.max_headers, limits.max_header);
 		send_error(s, NULL, stomp_strerror(rv), detail);
+		return -1;
 	}
+	return 0;
+}
+
+void
+session_input(struct session *s, const char *data, size_t len)
+{
+	if (s->conn == NULL || s->state == S_CLOSING)
+		return;
+	s->last_in = mono_ms();
+	session_ref(s);
+	if (evbuffer_get_length(s->backlog) > 0) {
+		/* held-back input goes first */
+		evbuffer_add(s->backlog, data, len);
+		session_unpaused(s);
+	} else
+		parse_input(s, data, len, 0);
+	session_unref(s);
+}
+
+void
+session_unpaused(struct session *s)
+{
+	size_t n;
+
+	if (s->conn == NULL || s->state == S_CLOSING ||
+	    (n = evbuffer_get_length(s->backlog)) == 0)
+		return;
+	session_ref(s);
+	parse_input(s, (const char *)evbuffer_pullup(s->backlog, -1), n, 1);
 	session_unref(s);
 }
 
@@ -503,7 +550,6 @@ on_frame(void *arg, struct stomp_frame *f)
 	if (s->conn == NULL || s->state == S_CLOSING)
 		return 1;
 	stats.frames_in++;
-	s->frames_seen++;
 	if (s->state == S_AUTH) {
 		if (s->nqueued == MAX_QUEUED_FRAMES ||
 		    (fc = fcopy_new(f)) == NULL) {
@@ -513,6 +559,20 @@ on_frame(void *arg, struct stomp_frame *f)
 		}
 		STAILQ_INSERT_TAIL(&s->queued, fc, entry);
 		s->nqueued++;
+		return 0;
+	}
+	if (s->state == S_CONNECTED) {
+		int wait = rate_take(s, f->body_len + 64);
+
+		if (wait == -1)
+			return 1;
+		handle_frame(s, f);
+		if (s->state == S_CLOSING)
+			return 1;
+		if (wait > 0) {
+			s->pause_ms = wait;
+			return STOMP_CB_PAUSE;
+		}
 		return 0;
 	}
 	handle_frame(s, f);

@@ -19,6 +19,8 @@ void	session_config(struct config *c);
 struct session *session_new(struct conn *c, const char *bearer);
 /* Bytes from the peer (a whole WebSocket message, or a TCP read). */
 void	session_input(struct session *s, const char *data, size_t len);
+/* Reading resumed after a rate-limit pause: handle held-back input. */
+void	session_unpaused(struct session *s);
 /* The transport is gone: drop subscriptions, free when unreferenced. */
 void	session_closed(struct session *s);
 /* Server shutdown: send ERROR-less goodbye (close) to the client. */

@@ -55,6 +55,7 @@ struct stomp_parser {
 	stomp_frame_cb on_frame;
 	stomp_heartbeat_cb on_heartbeat;
 	void *arg;
+	size_t consumed;	/* bytes the last stomp_parse consumed */
 
 	enum stomp_state state;
 	int err;		/* sticky error, 0 while healthy */
@@ -543,6 +544,8 @@ deliver(struct stomp_parser *p)
 		p->hcap = 0;
 	}
 	p->len = 0;
+	if (rc == STOMP_CB_PAUSE)
+		return STOMP_PAUSED;
 	return rc != 0 ? STOMP_E_CALLBACK : 0;
 }
 
@@ -555,6 +558,7 @@ stomp_parse(struct stomp_parser *p, const char *data, size_t len)
 
 	if (p->err != 0)
 		return p->err;
+	p->consumed = len;
 	while (s < end) {
 		switch (p->state) {
 		case ST_IDLE:
@@ -624,8 +628,13 @@ stomp_parse(struct stomp_parser *p, const char *data, size_t len)
 			if (z == NULL)
 				break;
 			s++;
-			if ((rc = deliver(p)) != 0)
+			if ((rc = deliver(p)) != 0) {
+				if (rc == STOMP_PAUSED) {
+					p->consumed = (size_t)(s - data);
+					return STOMP_PAUSED;
+				}
 				return fail(p, rc);
+			}
 			break;
 		case ST_BODY_LEN:
 			/* Room for the whole body was reserved. */
@@ -643,8 +652,13 @@ stomp_parse(struct stomp_parser *p, const char *data, size_t len)
 			if (*s != '\0')
 				return fail(p, STOMP_E_NO_NUL);
 			s++;
-			if ((rc = deliver(p)) != 0)
+			if ((rc = deliver(p)) != 0) {
+				if (rc == STOMP_PAUSED) {
+					p->consumed = (size_t)(s - data);
+					return STOMP_PAUSED;
+				}
 				return fail(p, rc);
+			}
 			break;
 		}
 	}
@@ -756,4 +770,10 @@ stomp_buf_header(struct stomp_buf *b, const char *name, const char *value,
 	    stomp_buf_add(b, "\n", 1) == -1)
 		return -1;
 	return 0;
+}
+
+size_t
+stomp_parser_consumed(const struct stomp_parser *p)
+{
+	return p->consumed;
 }

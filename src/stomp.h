@@ -66,8 +66,11 @@ struct stomp_frame {
 	size_t body_len;
 };
 
-/* Returns 0 to continue, non-zero to stop parsing (stomp_parse returns
- * STOMP_E_CALLBACK). */
+/* Returns 0 to continue, STOMP_CB_PAUSE to stop after this frame (stomp_parse
+ * returns STOMP_PAUSED; call it again with the rest of the input later), or
+ * any other non-zero value to fail (stomp_parse returns STOMP_E_CALLBACK). */
+#define STOMP_CB_PAUSE 2
+#define STOMP_PAUSED 1
 typedef int (*stomp_frame_cb)(void *arg, struct stomp_frame *f);
 typedef void (*stomp_heartbeat_cb)(void *arg);
 
@@ -97,6 +100,10 @@ void stomp_parser_free(struct stomp_parser *p);
  * an error the parser stays failed (further calls return the same error).
  */
 int stomp_parse(struct stomp_parser *p, const char *data, size_t len);
+
+/* After stomp_parse: how many input bytes it consumed (all of them unless
+ * it returned STOMP_PAUSED). */
+size_t stomp_parser_consumed(const struct stomp_parser *p);
 
 /* Human-readable text for an error code. */
 const char *stomp_strerror(int err);
