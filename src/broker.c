@@ -250,6 +250,8 @@ struct resume {
 	char err[256];
 	struct pmsg **snap;
 	size_t nsnap;
+	struct parley_msg_list bp;	/* from the backplane's retention */
+	int bp_used, bp_status, bp_complete;
 };
 
 static void
@@ -287,10 +289,53 @@ cmp_pmsg(const void *a, const void *b)
 	    x->m.position > y->m.position;
 }
 
+static void resume_finish(struct resume *rs);
+
+/* The backplane's retention answered (messages newer than storage has). */
+static void
+resume_ranged(void *arg, int status, const struct parley_range *r)
+{
+	struct resume *rs = arg;
+	size_t i;
+
+	rs->bp_status = status;
+	if (status == 0 && r != NULL) {
+		rs->bp_complete = r->complete && r->n < rs->limit;
+		for (i = 0; i < r->n; i++)
+			msg_list_api.msg_add(&rs->bp, &r->msgs[i]);
+	}
+	resume_finish(rs);
+}
+
+/*
+ * Storage answered.  A backplane that retains messages (Redis Streams,
+ * Kafka) may hold newer ones that no instance has written yet: ask it for
+ * what follows the newest position storage gave.
+ */
 static void
 resume_done(void *arg)
 {
 	struct resume *rs = arg;
+	struct parley_ctx *bp = plugins.backplane;
+	uint64_t after;
+
+	if (rs->sub == NULL || bp == NULL ||
+	    bp->p->backplane->read_range == NULL) {
+		resume_finish(rs);
+		return;
+	}
+	after = rs->kind == RESUME_SINCE ? rs->since : 0;
+	if (rs->status == 0 && rs->list.n > 0 &&
+	    rs->list.v[rs->list.n - 1]->m.position > after)
+		after = rs->list.v[rs->list.n - 1]->m.position;
+	rs->bp_used = 1;
+	bp->p->backplane->read_range(bp->state, rs->room, after, rs->limit,
+	    resume_ranged, rs);
+}
+
+static void
+resume_finish(struct resume *rs)
+{
 	struct sub *s = rs->sub;
 	struct pmsg **all = NULL;
 	size_t n = 0, i, first, k;
@@ -302,17 +347,21 @@ resume_done(void *arg)
 	s->replaying = 0;
 	if (rs->status != 0)
 		log_warn("room %s: resume from storage failed: %s (replaying "
-		    "only unsaved messages, recovered=false)", rs->room,
-		    rs->err);
+		    "only what the backplane and memory hold, "
+		    "recovered=false)", rs->room, rs->err);
 	recovered = rs->status == 0 && !rs->more;
-	/* storage view + not yet committed, ordered, deduped */
-	all = malloc((rs->list.n + rs->nsnap + 1) * sizeof(*all));
+	if (rs->bp_used && (rs->bp_status != 0 || !rs->bp_complete))
+		recovered = 0;	/* cannot prove the tail is complete */
+	/* storage + backplane + not yet committed, ordered, deduped */
+	all = malloc((rs->list.n + rs->bp.n + rs->nsnap + 1) * sizeof(*all));
 	if (all == NULL) {
 		recovered = 0;
 		goto live;
 	}
 	for (i = 0; i < rs->list.n; i++)
 		all[n++] = rs->list.v[i];
+	for (i = 0; i < rs->bp.n; i++)
+		all[n++] = rs->bp.v[i];
 	for (i = 0; i < rs->nsnap; i++)
 		all[n++] = rs->snap[i];
 	qsort(all, n, sizeof(*all), cmp_pmsg);
@@ -352,6 +401,7 @@ live:
 out:
 	free(all);
 	msg_list_clear(&rs->list);
+	msg_list_clear(&rs->bp);
 	for (i = 0; i < rs->nsnap; i++)
 		pmsg_unref(rs->snap[i]);
 	free(rs->snap);
