@@ -79,6 +79,8 @@ static const char *const log_levels[] = {
 	"error", "warn", "info", "debug", NULL
 };
 
+static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+
 static const struct key keytab[] = {
 	{ "server", "listen", KT_HOSTPORT, "0.0.0.0:8080", 0, 0, NULL, 0,
 	    F(listen), "HTTP listener: WebSocket at /ws, REST, metrics, web client" },
@@ -130,6 +132,16 @@ static const struct key keytab[] = {
 	    F(auth_plugins), "auth chain, asked in order: users, jwt, open" },
 	{ "auth", "allow_open", KT_BOOL, "true", 0, 0, NULL, 0,
 	    F(auth_allow_open), "permit the open plugin (development only)" },
+	{ "tls", "listen", KT_HOSTPORT, "", 0, 0, NULL, KF_EMPTY,
+	    F(tls_listen), "HTTPS and wss:// listener with native TLS (\"\" = off)" },
+	{ "tls", "stomp_listen", KT_HOSTPORT, "", 0, 0, NULL, KF_EMPTY,
+	    F(tls_stomp_listen), "STOMP over TLS listener (\"\" = off)" },
+	{ "tls", "cert", KT_PATH, "", 0, 0, NULL, KF_EMPTY,
+	    F(tls_cert), "PEM certificate chain for the TLS listeners" },
+	{ "tls", "key", KT_PATH, "", 0, 0, NULL, KF_EMPTY,
+	    F(tls_key), "PEM private key for the TLS listeners" },
+	{ "tls", "min_version", KT_ENUM, "1.2", 0, 0, tls_versions, 0,
+	    F(tls_min_version), "oldest TLS version accepted" },
 	{ "limits", "msg_rate", KT_INT, "50", 0, 1000000, NULL, 0,
 	    F(msg_rate), "frames per second one connection may send (0 = no limit)" },
 	{ "limits", "msg_burst", KT_INT, "100", 1, 1000000, NULL, 0,
@@ -163,7 +175,7 @@ static const struct key keytab[] = {
 
 static const char *const core_sections[] = {
 	"server", "backplane", "storage", "media", "auth", "batch", "limits",
-	"permissions", NULL
+	"permissions", "tls", NULL
 };
 
 /* Cached config_section_keys() answer for one section. */

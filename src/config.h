@@ -39,6 +39,12 @@ struct config {
 	int drain_timeout_ms;	/* SIGTERM: time to flush and close */
 	char *instance_id;	/* "" = hostname-pid */
 
+	/* [tls] */
+	char *tls_listen;	/* "" = off */
+	char *tls_stomp_listen;	/* "" = off */
+	char *tls_cert, *tls_key;
+	int tls_min_version;	/* 0 = 1.2, 1 = 1.3 */
+
 	/* [limits] */
 	int msg_rate, msg_burst;	/* frames/s per connection, 0 = off */
 	int64_t byte_rate, byte_burst;	/* bytes/s per connection, 0 = off */

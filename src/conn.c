@@ -17,6 +17,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -45,6 +48,9 @@ static struct connq conns = TAILQ_HEAD_INITIALIZER(conns);
 static size_t nconns;
 static struct evconnlistener *listeners[4];
 static int nlisteners;
+static SSL_CTX *tls_ctx;
+
+#define LISTEN_TLS 0x100	/* or'ed into the listener's kind */
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -75,7 +81,8 @@ static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
-	enum conn_kind kind = (enum conn_kind)(intptr_t)arg;
+	int tls = ((intptr_t)arg & LISTEN_TLS) != 0;
+	enum conn_kind kind = (enum conn_kind)((intptr_t)arg & 0xff);
 	struct conn *c;
 	char addr[INET6_ADDRSTRLEN] = "?";
 	int port = 0, one = 1;
@@ -108,8 +115,18 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->refcnt = 1;
 	c->kind = kind;
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", addr, port);
-	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls) {
+		SSL *ssl = SSL_new(tls_ctx);
+
+		c->bev = ssl == NULL ? NULL : bufferevent_openssl_socket_new(
+		    base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL && ssl != NULL)
+			SSL_free(ssl);
+	} else
+		c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
+		access_ip_release(addr);
 		evutil_closesocket(fd);
 		free(c);
 		return;
@@ -167,9 +184,51 @@ listen_on(const char *hostport, enum conn_kind kind)
 	}
 	evconnlistener_set_error_cb(l, accept_error_cb);
 	listeners[nlisteners++] = l;
-	log_info("listening on %s (%s)", hostport,
-	    kind == CONN_STOMP ? "STOMP" : "HTTP, WebSocket at /ws");
+	log_info("listening on %s (%s%s)", hostport, (kind & LISTEN_TLS) ?
+	    "TLS, " : "", (kind & 0xff) == CONN_STOMP ? "STOMP" :
+	    "HTTP, WebSocket at /ws");
 	return 0;
+}
+
+int
+conn_tls_init(void)
+{
+	const char *what;
+
+	if ((tls_ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		what = "cannot create a TLS context";
+		goto fail;
+	}
+	SSL_CTX_set_min_proto_version(tls_ctx, cfg->tls_min_version == 1 ?
+	    TLS1_3_VERSION : TLS1_2_VERSION);
+	SSL_CTX_set_options(tls_ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_use_certificate_chain_file(tls_ctx, cfg->tls_cert) != 1) {
+		what = "[tls] cert: cannot load the certificate chain";
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(tls_ctx, cfg->tls_key,
+	    SSL_FILETYPE_PEM) != 1) {
+		what = "[tls] key: cannot load the private key";
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(tls_ctx) != 1) {
+		what = "[tls] key does not match [tls] cert";
+		goto fail;
+	}
+	return 0;
+fail:
+	log_error("%s: %s (%s, %s): %s", cfg->file, what, cfg->tls_cert,
+	    cfg->tls_key, ERR_reason_error_string(ERR_get_error()) ?
+	    ERR_reason_error_string(ERR_get_error()) : "see above");
+	return -1;
+}
+
+int
+conn_listen_tls(const char *hostport, int stomp)
+{
+	return listen_on(hostport, (enum conn_kind)((stomp ? CONN_STOMP :
+	    CONN_HTTP) | LISTEN_TLS));
 }
 
 int
@@ -192,6 +251,14 @@ conn_stop_listening(void)
 	for (i = 0; i < nlisteners; i++)
 		evconnlistener_free(listeners[i]);
 	nlisteners = 0;
+}
+
+void
+conn_fini(void)
+{
+	if (tls_ctx != NULL)
+		SSL_CTX_free(tls_ctx);
+	tls_ctx = NULL;
 }
 
 void
@@ -271,14 +338,21 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return;		/* TLS handshake done */
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_info("%s: closed after linger timeout", c->peer);
 	} else if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();
+		unsigned long tlserr = bufferevent_get_openssl_error(bev);
 
-		log_debug("%s: connection error: %s", c->peer,
-		    evutil_socket_error_to_string(err));
+		if (tlserr != 0)
+			log_info("%s: TLS error: %s", c->peer,
+			    ERR_reason_error_string(tlserr) ?
+			    ERR_reason_error_string(tlserr) : "unknown");
+		else
+			log_debug("%s: connection error: %s", c->peer,
+			    evutil_socket_error_to_string(err));
 	} else if (what & BEV_EVENT_EOF)
 		log_debug("%s: peer closed", c->peer);
 	conn_destroy(c);

@@ -47,6 +47,11 @@ int	conn_init(struct config *c, struct event_base *base);
 /* Start listening; -1 after logging why. */
 int	conn_listen_http(const char *hostport);
 int	conn_listen_stomp(const char *hostport);
+/* Native TLS ([tls]): load cert and key (-1 after logging why), then
+ * listen for HTTPS/wss (stomp 0) or STOMP over TLS (stomp 1). */
+int	conn_tls_init(void);
+int	conn_listen_tls(const char *hostport, int stomp);
+void	conn_fini(void);
 /* Stop accepting new connections. */
 void	conn_stop_listening(void);
 /* Ask every session to close (shutdown). */

@@ -177,6 +177,25 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 2;
 	}
+	if ((cfg->tls_listen[0] != '\0' || cfg->tls_stomp_listen[0] != '\0') &&
+	    (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+		log_error("%s: [tls] listen or stomp_listen is set: [tls] cert "
+		    "and [tls] key are required", cfg->file);
+		rc = 2;
+		goto out;
+	}
+	if ((cfg->tls_listen[0] != '\0' || cfg->tls_stomp_listen[0] != '\0') &&
+	    conn_tls_init() == -1) {
+		rc = 2;
+		goto out;
+	}
+	if ((cfg->tls_listen[0] != '\0' &&
+	    conn_listen_tls(cfg->tls_listen, 0) == -1) ||
+	    (cfg->tls_stomp_listen[0] != '\0' &&
+	    conn_listen_tls(cfg->tls_stomp_listen, 1) == -1)) {
+		rc = 1;
+		goto out;
+	}
 	if (conn_listen_http(cfg->listen) == -1 ||
 	    (cfg->stomp_listen[0] != '\0' &&
 	    conn_listen_stomp(cfg->stomp_listen) == -1)) {
@@ -205,6 +224,7 @@ out:
 	batcher_fini();
 	plugins_unload();
 	broker_fini();
+	conn_fini();
 	log_info("parleyd stopped");
 	event_base_free(base);
 	access_fini();
