@@ -89,7 +89,6 @@ void
 metrics_render(struct evbuffer *out)
 {
 	struct metric *m;
-	const char *last = "";
 
 	C("parley_connections_total", "Connections accepted.",
 	    connections_total);
@@ -123,12 +122,22 @@ metrics_render(struct evbuffer *out)
 	if (extra != NULL)
 		extra(out);
 	pthread_mutex_lock(&lock);
+	/* one TYPE line per name, its samples together (few names: n^2) */
 	for (m = list; m != NULL; m = m->next) {
-		if (strcmp(last, m->name) != 0)
-			evbuffer_add_printf(out, "# TYPE %s %s\n", m->name,
-			    m->gauge ? "gauge" : "counter");
-		last = m->name;
-		evbuffer_add_printf(out, "%s %.17g\n", m->key, m->v);
+		struct metric *o;
+		int seen = 0;
+
+		for (o = list; o != m; o = o->next)
+			if (strcmp(o->name, m->name) == 0)
+				seen = 1;
+		if (seen)
+			continue;
+		evbuffer_add_printf(out, "# TYPE %s %s\n", m->name,
+		    m->gauge ? "gauge" : "counter");
+		for (o = m; o != NULL; o = o->next)
+			if (strcmp(o->name, m->name) == 0)
+				evbuffer_add_printf(out, "%s %.17g\n", o->key,
+				    o->v);
 	}
 	pthread_mutex_unlock(&lock);
 }
