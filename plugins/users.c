@@ -22,7 +22,7 @@
  *		    grants = grant *("," grant)
  *		    grant  = room ":" perm *("+" perm)
  *		    room   = "*" | a room name ([A-Za-z0-9._-], 1..128, not
- *		             starting with '.')
+ *		             starting with '.') | a prefix of one and "*"
  *		    perm   = read | write | moderate | admin
  *		e.g. "lobby:read+write,ops:admin,*:read"; a room at most once.
  *
@@ -31,15 +31,19 @@
  *
  * Answers: no login -> DEFER (a token may follow in the chain); a login
  * with the right password -> ALLOW with the roles and grants of its line;
- * an unknown login, a wrong password or a locked account -> DENY.  A
- * passcode shaped like a JWT (three base64url parts) defers instead when
- * the login is unknown or the password does not match, so "users, jwt"
- * lets token clients send their login too.
+ * an unknown login, a wrong password or a locked account -> DENY.  So that
+ * "users, jwt" lets token clients send their login too, the plugin defers
+ * instead when the password is empty and a bearer token came with the
+ * request, and when the passcode is shaped like a JWT ("eyJ...", three
+ * dot-separated parts) and the login is unknown or the password does not
+ * match.
  *
- * Threads: authenticate runs on worker threads (crypt_r is slow on
- * purpose).  The table is swapped by reload under a rwlock; authenticate
- * holds the read lock only to copy one entry, never during crypt_r.
- * Passwords are never logged.
+ * Threads: authenticate runs on worker threads (hashing with crypt_rn,
+ * the reentrant crypt of libxcrypt, is slow on purpose).  reload swaps the
+ * whole table under a rwlock; authenticate holds the read lock only to
+ * copy one entry, never while hashing.  Passwords are never logged.
+ * Ownership: the state owns the current table; a table owns its text, and
+ * every string of its users points into that text.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -102,17 +106,11 @@ login_ok(const char *s)
 	return (n > 0);
 }
 
-static int
-b64url_char(int c)
-{
-	return ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (c >= '0' && c <= '9') || c == '-' || c == '_');
-}
-
 /*
- * A compact JWS: three base64url parts separated by dots, the first one
- * the encoding of a JSON object ("eyJ" is base64url of '{"').  The jwt
- * plugin uses the same rule.
+ * Shaped like a compact JWS: three parts separated by dots, the first one
+ * starting as the base64url of a JSON object ("eyJ" encodes '{"'), no
+ * white space.  The jwt plugin uses the same rule (and says what is wrong
+ * with a malformed one).
  */
 static int
 looks_like_jwt(const char *s)
@@ -122,17 +120,18 @@ looks_like_jwt(const char *s)
 	if (strncmp(s, "eyJ", 3) != 0)
 		return (0);
 	for (; *s != '\0'; s++) {
-		if (*s == '.') {
-			if (++dots > 2)
-				return (0);
-		} else if (!b64url_char((unsigned char)*s))
+		if (*s == '.')
+			dots++;
+		else if ((unsigned char)*s <= 0x20)
 			return (0);
 	}
 	return (dots == 2);
 }
 
-/* Compare two NUL-terminated strings in time that depends only on their
- * lengths. */
+/*
+ * Compare two NUL-terminated strings in time that depends only on their
+ * lengths.
+ */
 static int
 ct_streq(const char *a, const char *b)
 {
@@ -173,14 +172,21 @@ perms_check(const char *s, size_t len)
 	return (NULL);
 }
 
+/*
+ * A grant's room: a room name (1..PARLEY_ROOM_MAX of [A-Za-z0-9._-], not
+ * starting with '.'), or a prefix of one followed by '*' ("ops-*"), or "*"
+ * alone (any room).  The core matches them without regard to case.
+ */
 static int
 room_ok(const char *s, size_t len)
 {
 	size_t i;
 
-	if (len == 1 && s[0] == '*')
-		return (1);
-	if (len == 0 || len > PARLEY_ROOM_MAX || s[0] == '.')
+	if (len > 0 && s[len - 1] == '*')
+		len--;
+	else if (len == 0)
+		return (0);
+	if (len > PARLEY_ROOM_MAX || (len > 0 && s[0] == '.'))
 		return (0);
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -215,8 +221,9 @@ grants_check(const char *s)
 		if (colon == NULL)
 			return ("a grant is room:perm[+perm...]");
 		if (!room_ok(g, (size_t)(colon - g)))
-			return ("a grant's room is '*' or 1..128 of "
-			    "[A-Za-z0-9._-] not starting with '.'");
+			return ("a grant's room is a name of 1..128 "
+			    "[A-Za-z0-9._-] not starting with '.', a prefix "
+			    "and '*', or '*'");
 		if ((why = perms_check(colon + 1,
 		    (size_t)(e - colon - 1))) != NULL)
 			return (why);
@@ -560,8 +567,13 @@ verify(const char *pass, const char *hash)
 		return (0);	/* locked */
 	if ((cd = calloc(1, sizeof(*cd))) == NULL)
 		return (-1);
-	r = crypt_r(pass, hash, cd);
-	/* failures return "*0"/"*1" or NULL, never equal to a '$' hash */
+	/*
+	 * crypt_rn is libxcrypt's crypt_r with the size of the data given
+	 * and NULL on failure.  Not crypt_r itself: ASan intercepts crypt_r
+	 * and, libcrypt being dlopen()ed with this plugin after its start,
+	 * calls a NULL "real" crypt_r.
+	 */
+	r = crypt_rn(pass, hash, cd, (int)sizeof(*cd));
 	ok = r != NULL && ct_streq(r, hash);
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
@@ -569,10 +581,10 @@ verify(const char *pass, const char *hash)
 }
 
 static void
-set_why(char *why, size_t whylen, const char *fmt, const char *arg)
+set_why(char *why, size_t whylen, const char *msg)
 {
 	if (why != NULL && whylen > 0)
-		snprintf(why, whylen, fmt, arg);
+		snprintf(why, whylen, "%s", msg);
 }
 
 static int
@@ -587,18 +599,24 @@ users_authenticate(void *state, const struct parley_credentials *c,
 	if (c == NULL || c->login == NULL || c->login[0] == '\0')
 		return (PARLEY_AUTH_DEFER);
 	pass = c->passcode != NULL ? c->passcode : "";
+	/* a login next to a bearer token and no password: the token speaks */
+	if (pass[0] == '\0' && c->bearer != NULL && c->bearer[0] != '\0')
+		return (PARLEY_AUTH_DEFER);
 	jwtlike = looks_like_jwt(pass);
 	if (!login_ok(c->login)) {
-		set_why(why, whylen, "%s", "login is not 1..128 printable "
+		set_why(why, whylen, "login is not 1..128 printable "
 		    "ASCII characters without space, ':' or '\\'");
 		return (PARLEY_AUTH_DENY);
 	}
-	if (!jwtlike && strlen(pass) > USERS_PASS_MAX) {
-		set_why(why, whylen, "%s", "password longer than 1024 bytes");
+	if (strlen(pass) > USERS_PASS_MAX) {
+		/* a long token is not a password: no hashing of 8 KiB */
+		if (jwtlike)
+			return (PARLEY_AUTH_DEFER);
+		set_why(why, whylen, "password longer than 1024 bytes");
 		return (PARLEY_AUTH_DENY);
 	}
 	if ((uc = malloc(sizeof(*uc))) == NULL) {
-		set_why(why, whylen, "%s", "out of memory");
+		set_why(why, whylen, "out of memory");
 		return (PARLEY_AUTH_DENY);
 	}
 	lookup(st, c->login, uc);
@@ -610,14 +628,14 @@ users_authenticate(void *state, const struct parley_credentials *c,
 		if (uc->dummy[0] != '\0')
 			(void)verify(pass, uc->dummy);
 		free(uc);
-		set_why(why, whylen, "%s", "unknown user");
+		set_why(why, whylen, "unknown user");
 		return (PARLEY_AUTH_DENY);
 	}
 	if (uc->hash[0] != '$') {
 		free(uc);
 		if (jwtlike)
 			return (PARLEY_AUTH_DEFER);
-		set_why(why, whylen, "%s", "account locked in the users file");
+		set_why(why, whylen, "account locked in the users file");
 		return (PARLEY_AUTH_DENY);
 	}
 	ok = verify(pass, uc->hash);
@@ -625,7 +643,7 @@ users_authenticate(void *state, const struct parley_credentials *c,
 		free(uc);
 		if (ok == 0 && jwtlike)
 			return (PARLEY_AUTH_DEFER);
-		set_why(why, whylen, "%s", ok == 0 ? "wrong password" :
+		set_why(why, whylen, ok == 0 ? "wrong password" :
 		    "out of memory");
 		return (PARLEY_AUTH_DENY);
 	}
