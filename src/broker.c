@@ -57,6 +57,28 @@ broker_fini(void)
 	strmap_free(&rooms);
 }
 
+struct room_walk {
+	void (*fn)(const struct room *, void *);
+	void *arg;
+};
+
+static void
+room_walk(const char *key, void *value, void *arg)
+{
+	struct room_walk *w = arg;
+
+	(void)key;
+	w->fn(value, w->arg);
+}
+
+void
+broker_foreach_room(void (*fn)(const struct room *, void *), void *arg)
+{
+	struct room_walk w = { fn, arg };
+
+	strmap_foreach(&rooms, room_walk, &w);
+}
+
 size_t
 broker_room_count(void)
 {
@@ -119,8 +141,9 @@ broker_deliver(const struct parley_msg *m)
 		return;
 	}
 	if ((p = pmsg_new(m, NULL)) == NULL) {
-		log_error("room %s: out of memory delivering a message",
-		    m->room);
+		log_error("room %s: dropping message %s at position %llu: "
+		    "malformed fields or out of memory", m->room,
+		    m->id ? m->id : "?", (unsigned long long)m->position);
 		return;
 	}
 	r->last_position = m->position;

@@ -79,6 +79,7 @@ int	broker_publish(const struct parley_msg *m, publish_cb cb, void *arg,
 	    const char **why);
 
 /* Counts for /metrics and REST. */
+void	broker_foreach_room(void (*fn)(const struct room *, void *), void *arg);
 size_t	broker_room_count(void);
 struct room *broker_room(const char *name);
 

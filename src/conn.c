@@ -77,6 +77,24 @@ conn_count(void)
 	return nconns;
 }
 
+size_t
+conn_outbound_total(size_t *max)
+{
+	struct conn *c;
+	size_t total = 0, n;
+
+	*max = 0;
+	TAILQ_FOREACH(c, &conns, entry) {
+		if (c->bev == NULL)
+			continue;
+		n = evbuffer_get_length(bufferevent_get_output(c->bev));
+		total += n;
+		if (n > *max)
+			*max = n;
+	}
+	return total;
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)

@@ -57,6 +57,8 @@ void	conn_stop_listening(void);
 /* Ask every session to close (shutdown). */
 void	conn_shutdown_all(void);
 size_t	conn_count(void);
+/* Output queued on all connections (and the largest queue, in *max). */
+size_t	conn_outbound_total(size_t *max);
 struct event_base *conn_base(void);
 
 /*

@@ -50,8 +50,44 @@ usage(FILE *f)
 }
 
 static void
+room_metric(const struct room *r, void *arg)
+{
+	struct evbuffer *out = arg;
+
+	if (r->messages > 0 || r->nsubs > 0)
+		evbuffer_add_printf(out, "parley_room_messages_total{room=\"%s\"} "
+		    "%llu\n", r->name, (unsigned long long)r->messages);
+}
+
+static void
+room_subs_metric(const struct room *r, void *arg)
+{
+	struct evbuffer *out = arg;
+
+	if (r->nsubs > 0)
+		evbuffer_add_printf(out, "parley_room_subscribers{room=\"%s\"} "
+		    "%zu\n", r->name, r->nsubs);
+}
+
+static void
 extra_metrics(struct evbuffer *out)
 {
+	size_t max, total = conn_outbound_total(&max);
+
+	evbuffer_add_printf(out, "# HELP parley_outbound_bytes Output queued "
+	    "to clients, not yet written.\n# TYPE parley_outbound_bytes "
+	    "gauge\nparley_outbound_bytes %zu\n", total);
+	evbuffer_add_printf(out, "# HELP parley_outbound_bytes_max The "
+	    "largest queue of one connection.\n# TYPE "
+	    "parley_outbound_bytes_max gauge\nparley_outbound_bytes_max %zu\n",
+	    max);
+	evbuffer_add_printf(out, "# HELP parley_room_messages_total Room "
+	    "messages delivered through this instance, by room (names are "
+	    "[A-Za-z0-9._-]).\n# TYPE parley_room_messages_total counter\n");
+	broker_foreach_room(room_metric, out);
+	evbuffer_add_printf(out, "# HELP parley_room_subscribers Local "
+	    "subscriptions by room.\n# TYPE parley_room_subscribers gauge\n");
+	broker_foreach_room(room_subs_metric, out);
 	evbuffer_add_printf(out, "# HELP parley_rooms Rooms known to this "
 	    "instance.\n# TYPE parley_rooms gauge\nparley_rooms %zu\n",
 	    broker_room_count());
@@ -202,6 +238,7 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	plugins_probe_start();
 	sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(base, SIGINT, on_signal, NULL);
 	event_add(sigterm, NULL);

@@ -62,6 +62,24 @@ scopy(char **pos, const char *s)
 	return d;
 }
 
+/*
+ * Everything copied into the frame's headers must not be able to add a
+ * header of its own (a "sender" line, say): messages from the backplane get
+ * the same check as those from local clients.
+ */
+static int
+msg_safe(const struct parley_msg *m)
+{
+	return m->room != NULL && room_name_valid(m->room, strlen(m->room)) &&
+	    m->sender != NULL && login_valid(m->sender) &&
+	    m->id != NULL && header_value_safe(m->id, PARLEY_ID_MAX) &&
+	    m->id[0] != '\0' &&
+	    (m->content_type == NULL ||
+	    header_value_safe(m->content_type, 256)) &&
+	    (m->ref_id == NULL || header_value_safe(m->ref_id, PARLEY_ID_MAX)) &&
+	    (m->media_id == NULL || id_valid(m->media_id));
+}
+
 struct pmsg *
 pmsg_new(const struct parley_msg *m, const char *extra)
 {
@@ -71,6 +89,8 @@ pmsg_new(const struct parley_msg *m, const char *extra)
 	size_t strs, hlen;
 	int n;
 
+	if (!msg_safe(m))
+		return NULL;
 	ev = event_name(m->event);
 	n = snprintf(hdr, sizeof(hdr),
 	    "message-id:%s\ndestination:/room/%s\nposition:%" PRIu64

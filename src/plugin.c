@@ -456,11 +456,15 @@ plugins_load(struct config *c, struct event_base *b,
 	return 0;
 }
 
+static struct parley_timer *probe_timer;
+
 void
 plugins_unload(void)
 {
 	struct parley_ctx *ctx, *next;
 
+	h_timer_del(probe_timer);
+	probe_timer = NULL;
 	for (ctx = instances; ctx != NULL; ctx = next) {
 		next = ctx->next;
 		if (ctx->p->fini != NULL)
@@ -486,12 +490,13 @@ plugins_ready(char *why, size_t len)
 	if (len > 0)
 		why[0] = '\0';
 	for (ctx = instances; ctx != NULL; ctx = ctx->next) {
-		if (ctx->ready)
+		if (ctx->ready && !ctx->probe_failed)
 			continue;
 		ok = 0;
 		if (off < len)
 			off += snprintf(why + off, len - off, "%s%s: %s",
-			    off ? "; " : "", ctx->name, ctx->why);
+			    off ? "; " : "", ctx->name, !ctx->ready ? ctx->why :
+			    ctx->probe_why);
 	}
 	return ok;
 }
@@ -569,4 +574,65 @@ plugins_reload(void)
 		if (worker_submit(reload_work, reload_done, j) == -1)
 			free(j);
 	}
+}
+
+/* ------------------------------------------------------------ probe */
+
+#define PROBE_MS 3000
+
+struct probe {
+	int busy;
+	int rv;
+	char err[256];
+};
+
+static struct probe probe;
+
+static void
+probe_work(void *arg)
+{
+	struct parley_ctx *st = arg;
+
+	probe.err[0] = '\0';
+	probe.rv = st->p->storage->ping(st->state, probe.err,
+	    sizeof(probe.err));
+}
+
+static void
+probe_done(void *arg)
+{
+	struct parley_ctx *st = arg;
+
+	probe.busy = 0;
+	if (plugins.storage != st)
+		return;
+	if (probe.rv != 0 && !st->probe_failed)
+		log_msg(PARLEY_LOG_WARN, st->name, "storage unreachable: %s",
+		    probe.err[0] ? probe.err : "ping failed");
+	else if (probe.rv == 0 && st->probe_failed)
+		log_msg(PARLEY_LOG_INFO, st->name, "storage reachable again");
+	st->probe_failed = probe.rv != 0;
+	snprintf(st->probe_why, sizeof(st->probe_why), "%s", probe.rv == 0 ?
+	    "" : probe.err[0] ? probe.err : "ping failed");
+}
+
+static void
+probe_tick(void *arg)
+{
+	struct parley_ctx *st = plugins.storage;
+
+	(void)arg;
+	if (st == NULL || st->p->storage->ping == NULL || probe.busy)
+		return;
+	probe.busy = 1;
+	if (worker_submit(probe_work, probe_done, st) == -1)
+		probe.busy = 0;
+}
+
+void
+plugins_probe_start(void)
+{
+	if (plugins.storage != NULL && plugins.storage->p->storage->ping != NULL)
+		probe_timer = h_timer_add(plugins.storage, PROBE_MS, 1,
+		    probe_tick, NULL);
 }

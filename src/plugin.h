@@ -19,6 +19,8 @@ struct parley_ctx {
 	int kind;
 	int ready;		/* backend reachable (set_ready) */
 	char why[256];		/* reason when not ready */
+	int probe_failed;	/* storage ping failed (readiness probe) */
+	char probe_why[256];
 	struct parley_ctx *next;	/* all instances */
 };
 
@@ -44,6 +46,8 @@ const char *const *plugin_known_sections(void);
 int	plugins_load(struct config *c, struct event_base *base,
 	    void (*deliver)(const struct parley_msg *),
 	    void (*persist)(const struct parley_msg *, uint64_t));
+/* Ping storage every few seconds on a worker (for /readyz). */
+void	plugins_probe_start(void);
 /* SIGHUP: run every plugin's reload() on a worker. */
 void	plugins_reload(void);
 void	plugins_unload(void);

@@ -1020,6 +1020,28 @@ handle_send(struct session *s, struct stomp_frame *f, const char *receipt)
 		    "A-Z a-z 0-9 . _ - and not starting with '.'");
 		return;
 	}
+	{
+		const char *ct = stomp_header_get(f, "content-type");
+		const char *ref = stomp_header_get(f, "ref-id");
+		const char *media = stomp_header_get(f, "media-id");
+
+		if (ct != NULL && !header_value_safe(ct, 256)) {
+			send_error(s, receipt, "invalid content-type header",
+			    "at most 256 bytes, no control characters or "
+			    "backslashes");
+			return;
+		}
+		if (ref != NULL && !header_value_safe(ref, PARLEY_ID_MAX)) {
+			send_error(s, receipt, "invalid ref-id header",
+			    "a message id");
+			return;
+		}
+		if (media != NULL && !id_valid(media)) {
+			send_error(s, receipt, "invalid media-id header",
+			    "1-64 of A-Z a-z 0-9 _ -");
+			return;
+		}
+	}
 	if (ev != NULL) {
 		event = event_from_name(ev);
 		if (event != PARLEY_EV_TYPING && event != PARLEY_EV_EDIT &&

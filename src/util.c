@@ -244,3 +244,32 @@ parse_u64(const char *s, uint64_t *out)
 	*out = v;
 	return 0;
 }
+
+int
+header_value_safe(const char *s, size_t max)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			return 0;
+	}
+	return i <= max;
+}
+
+int
+id_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return 0;
+	}
+	return i > 0 && i <= PARLEY_ID_MAX;
+}

@@ -50,6 +50,12 @@ int	 room_name_valid(const char *name, size_t len);
 /* Logins: 1..PARLEY_LOGIN_MAX printable ASCII bytes, no space, ':' or '\\'. */
 int	 login_valid(const char *login);
 
+/* A header value safe to copy into a frame: printable ASCII and UTF-8, no
+ * control bytes (CR, LF, NUL...), at most max bytes.  1 if so. */
+int	 header_value_safe(const char *s, size_t max);
+/* Message and media ids: 1..PARLEY_ID_MAX of [A-Za-z0-9_-].  1 if valid. */
+int	 id_valid(const char *s);
+
 /* Valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF)?  1 if so. */
 int	 utf8_valid(const unsigned char *s, size_t len);
 
