@@ -187,6 +187,10 @@ job_work(void *arg)
 		    &j->rooms, j->err, sizeof(j->err));
 		break;
 	case OP_ROOM_CREATE:
+		if (!(j->perms & PERM_WRITE)) {
+			j->status = -2;		/* answered 403 on the loop */
+			break;
+		}
 		memset(&ri, 0, sizeof(ri));
 		ri.name = j->room;
 		ri.creator = j->id.login;
@@ -398,9 +402,10 @@ job_done(void *arg)
 		respond_json(j->c, 200, json_pack("{s:o}", "rooms", arr));
 		break;
 	case OP_ROOM_CREATE:
-		if (j->status == 1 && !(j->perms & PERM_WRITE))
-			log_warn("REST: %s created room %s without write "
-			    "permission in it", j->id.login, j->room);
+		if (j->status == -2) {
+			need(j, PERM_WRITE);
+			break;
+		}
 		if (j->rooms.n == 0)
 			http_error(j->c, 500, "room vanished");
 		else
@@ -426,8 +431,8 @@ job_done(void *arg)
 		break;
 	case OP_ROOM_DELETE:
 		if (j->status == -2)
-			http_error(j->c, 403, "only the room's creator or an "
-			    "admin may delete it");
+			http_error(j->c, 403, "only the room's creator or a "
+			    "user with moderate permission may delete it");
 		else if (j->status == 0)
 			http_error(j->c, 404, "no such room");
 		else
@@ -700,6 +705,13 @@ rest_handle(struct conn *c, struct http_req *r)
 			memcpy(j->body, body, bl);
 			j->body[bl] = '\0';
 		}
+		if (ct != NULL && !header_value_safe(ct, 256)) {
+			json_decref(o);
+			job_free(j);
+			http_error(c, 400, "invalid content_type: at most 256 "
+			    "bytes, no control characters or backslashes");
+			return;
+		}
 		j->body_len = bl;
 		j->content_type = ct ? strdup(ct) : NULL;
 		json_decref(o);
@@ -720,4 +732,23 @@ bad_cursor:
 bad_method:
 	job_free(j);
 	http_error(c, 405, "method not allowed");
+}
+
+/* ------------------------------------------------------------ shared */
+
+/* See media.h: the Authorization parsing above, for media.c. */
+int
+rest_credentials(struct http_req *r, char **login, char **pass,
+    char **bearer)
+{
+	struct job j;
+
+	memset(&j, 0, sizeof(j));
+	*login = *pass = *bearer = NULL;
+	if (credentials(r, &j) == -1)
+		return -1;
+	*login = j.login;
+	*pass = j.pass;
+	*bearer = j.bearer;
+	return 0;
 }
