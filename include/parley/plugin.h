@@ -182,8 +182,13 @@ struct parley_host {
 	/*
 	 * Backplane plugins hand every room message they receive (their own
 	 * publishes included) to the host with deliver() (loop thread).  msg
-	 * is borrowed for the call.  The host orders by position and drops
-	 * duplicates by id, so at-least-once delivery is fine.
+	 * is borrowed for the call.  Deliver each room's messages in position
+	 * order: the host drops any message whose position is not above the
+	 * last one it delivered for that room, so redelivery (at-least-once)
+	 * is harmless, but a message delivered out of order is lost to live
+	 * subscribers (they still get it from storage on resume).  Duplicates
+	 * under a new position (Kafka producer retries) are the plugin's to
+	 * drop, by message id.
 	 */
 	void (*deliver)(struct parley_ctx *ctx, const struct parley_msg *msg);
 
