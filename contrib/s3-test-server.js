@@ -5,11 +5,14 @@
 //
 //   node contrib/s3-test-server.js --dir DIR [--address 127.0.0.1]
 //       [--port 0] [--bucket NAME]... [--key ACCESS:SECRET]...
+//       [--exit-on-stdin-close] [--verbose]
 //
 // Prints its endpoint (http://ADDRESS:PORT) as the first line of stdout,
-// then serves until SIGTERM/SIGINT or until stdin closes.  Buckets named
-// with --bucket exist from the start; --key adds an access key pair (the
-// built-in pair S3RVER:S3RVER always works).  Requests without any
+// then serves until SIGTERM/SIGINT (or, with --exit-on-stdin-close, until
+// its stdin closes: a test harness that dies cannot leave it behind).
+// --verbose logs each request (method, path, status) on stdout, after the
+// endpoint line.  Buckets named with --bucket exist from the start; --key
+// adds an access key pair (the built-in pair S3RVER:S3RVER always works).  Requests without any
 // signature are served too (s3rver's anonymous access), so tests that
 // check credentials must sign with a wrong secret, not omit it.
 const path = require('path');
@@ -17,11 +20,12 @@ const path = require('path');
 function usage(msg) {
   if (msg) process.stderr.write(`s3-test-server: ${msg}\n`);
   process.stderr.write('usage: s3-test-server.js --dir DIR [--address A] [--port P] ' +
-    '[--bucket NAME]... [--key ACCESS:SECRET]... [--verbose]\n');
+    '[--bucket NAME]... [--key ACCESS:SECRET]... [--exit-on-stdin-close] ' +
+    '[--verbose]\n');
   process.exit(2);
 }
 
-const opts = { address: '127.0.0.1', port: 0, dir: null, buckets: [], keys: [], verbose: false };
+const opts = { address: '127.0.0.1', port: 0, dir: null, buckets: [], keys: [], verbose: false, stdin: false };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -35,6 +39,7 @@ for (let i = 0; i < argv.length; i++) {
     if (c <= 0) usage(`--key wants ACCESS:SECRET, got '${kv}'`);
     opts.keys.push([kv.slice(0, c), kv.slice(c + 1)]);
   } else if (a === '--verbose') opts.verbose = true;
+  else if (a === '--exit-on-stdin-close') opts.stdin = true;
   else usage(`unknown argument '${a}'`);
 }
 if (!opts.dir) usage('--dir is required');
@@ -74,7 +79,9 @@ function stop() {
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
-// a parent that dies closes our stdin: do not outlive it
-process.stdin.on('end', stop);
-process.stdin.on('error', stop);
-process.stdin.resume();
+if (opts.stdin) {
+  // a parent that dies closes our stdin: do not outlive it
+  process.stdin.on('end', stop);
+  process.stdin.on('error', stop);
+  process.stdin.resume();
+}

@@ -66,14 +66,14 @@ fs_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		return -1;
 	}
 	if (mkdir(f->dir, 0750) == -1 && errno != EEXIST) {
-		host->log(ctx, PARLEY_LOG_ERROR, "[fs] dir = '%s': cannot "
+		host->log(ctx, PARLEY_LOG_ERROR, "dir = '%s': cannot "
 		    "create: %s", f->dir, strerror(errno));
 		free(f->dir);
 		free(f);
 		return -1;
 	}
 	if (access(f->dir, W_OK | X_OK) == -1) {
-		host->log(ctx, PARLEY_LOG_ERROR, "[fs] dir = '%s': not "
+		host->log(ctx, PARLEY_LOG_ERROR, "dir = '%s': not "
 		    "writable: %s", f->dir, strerror(errno));
 		free(f->dir);
 		free(f);

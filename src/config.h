@@ -61,6 +61,8 @@ struct config {
 	char *backplane;
 	char *storage;
 	char *media;
+	int64_t media_max_size;		/* [media] max_size */
+	char *media_allowed_types;	/* [media] allowed_types */
 	/* [auth] */
 	char *auth_plugins;	/* comma-separated chain */
 	int auth_allow_open;	/* open plugin allowed (dev setups) */

@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "http.h"
 #include "log.h"
+#include "media.h"
 #include "metrics.h"
 #include "plugin.h"
 #include "batcher.h"
@@ -33,6 +34,7 @@
 
 struct http_conn {
 	http_parser parser;
+	struct conn *c;
 	struct http_req req;
 	struct evbuffer *field;	/* header name being read */
 	struct evbuffer *value;	/* header value being read */
@@ -94,6 +96,8 @@ req_reset(struct http_conn *h)
 	free(h->req.path);
 	free(h->req.query);
 	free(h->req.body);
+	if (h->req.upload != NULL)
+		media_upload_free(h->req.upload);
 	memset(&h->req, 0, sizeof(h->req));
 	evbuffer_drain(h->field, evbuffer_get_length(h->field));
 	evbuffer_drain(h->value, evbuffer_get_length(h->value));
@@ -255,6 +259,28 @@ on_headers_complete(http_parser *p)
 			    u.field_data[UF_QUERY].off,
 			    u.field_data[UF_QUERY].len);
 	}
+	/* media uploads stream to a spool file, never into memory */
+	if (p->method == HTTP_POST && h->req.path != NULL &&
+	    media_upload_path(h->req.path) &&
+	    (h->req.upload = media_upload_begin(h->c, &h->req,
+	    p->content_length == ULLONG_MAX ? -1 :
+	    (int64_t)p->content_length)) != NULL) {
+		const char *ex = http_header(&h->req, "expect");
+
+		if (ex != NULL && strcasecmp(ex, "100-continue") == 0) {
+			if (media_upload_accepting(h->req.upload))
+				evbuffer_add(bufferevent_get_output(h->c->bev),
+				    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			else {
+				/* refused before the body was sent: answer
+				 * now (the client waits) and close after */
+				h->req.keep_alive = 0;
+				h->complete = 1;
+				http_parser_pause(p, 1);
+			}
+		}
+		return 0;
+	}
 	if (p->content_length != ULLONG_MAX && p->content_length > 0 &&
 	    (int64_t)p->content_length > cfg->max_http_body)
 		h->too_large = 1;
@@ -267,6 +293,10 @@ on_body(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *h = p->data;
 
+	if (h->req.upload != NULL) {
+		media_upload_data(h->req.upload, at, len);
+		return 0;
+	}
 	if (h->too_large)
 		return 0;
 	if ((int64_t)(evbuffer_get_length(h->body) + len) > cfg->max_http_body) {
@@ -311,7 +341,7 @@ http_conn_new(struct conn *c)
 	h->value = evbuffer_new();
 	h->url = evbuffer_new();
 	h->body = evbuffer_new();
-	(void)c;
+	h->c = c;
 	return h;
 }
 
@@ -431,22 +461,65 @@ http_respond(struct conn *c, int status, const char *ctype,
 }
 
 void
+http_respond_file(struct conn *c, int status, const char *ctype,
+    const char *extra, int fd, int64_t len)
+{
+	struct http_conn *h = c->http;
+	struct evbuffer *out;
+	int was_pending;
+
+	if (h == NULL || c->closed || c->bev == NULL) {
+		close(fd);
+		conn_unref(c);		/* as http_respond */
+		return;
+	}
+	out = bufferevent_get_output(c->bev);
+	if (status >= 400)
+		stats.err_http++;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: parley/%s\r\n"
+	    "Content-Length: %lld\r\n%s%s%s%s%s\r\n", status,
+	    http_status_text(status), PACKAGE_VERSION, (long long)len,
+	    ctype ? "Content-Type: " : "", ctype ? ctype : "",
+	    ctype ? "\r\n" : "", h->req.keep_alive ? "" :
+	    "Connection: close\r\n", extra ? extra : "");
+	if (strcmp(h->req.method, "HEAD") == 0 || len == 0)
+		close(fd);
+	else if (evbuffer_add_file(out, fd, 0, len) == -1) {
+		/* the headers are out: the peer sees a short body */
+		close(fd);
+		h->req.keep_alive = 0;
+	}
+	was_pending = h->pending;
+	h->pending = 0;
+	http_finish(c, was_pending);
+	if (was_pending)
+		conn_unref(c);
+}
+
+void
 http_defer(struct conn *c)
 {
 	c->http->pending = 1;
 	conn_ref(c);
 }
 
-void
-http_error(struct conn *c, int status, const char *msg)
+/* A JSON error answer with extra header lines ("Name: value\r\n"...). */
+static void
+http_error_hdr(struct conn *c, int status, const char *msg, const char *extra)
 {
 	json_t *j = json_pack("{s:i, s:s}", "status", status, "error", msg);
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
-	http_respond(c, status, "application/json", NULL, s ? s : "{}",
+	http_respond(c, status, "application/json", extra, s ? s : "{}",
 	    s ? strlen(s) : 2);
 	free(s);
 	json_decref(j);
+}
+
+void
+http_error(struct conn *c, int status, const char *msg)
+{
+	http_error_hdr(c, status, msg, NULL);
 }
 
 /* ------------------------------------------------------------ routes */
@@ -457,7 +530,7 @@ serve_upgrade(struct conn *c, struct http_req *r)
 	struct ws_request wr;
 	struct ws_answer ans;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char bearer[2048];
+	char bearer[8192];
 	const char *auth;
 	const char *protos = NULL;
 	char *joined = NULL;
@@ -495,7 +568,11 @@ serve_upgrade(struct conn *c, struct http_req *r)
 		log_info("%s: WebSocket upgrade refused (%d): %s", c->peer,
 		    ans.status, ans.error);
 		r->keep_alive = 0;
-		http_error(c, ans.status, ans.error);
+		/* 426 names what to upgrade to (RFC 7231 6.5.15) and the
+		 * WebSocket version we speak (RFC 6455 4.4) */
+		http_error_hdr(c, ans.status, ans.error, ans.status == 426 ?
+		    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" :
+		    NULL);
 		free(joined);
 		return;
 	}

@@ -9,6 +9,7 @@
 
 struct conn;
 struct config;
+struct media_upload;
 
 #define HTTP_MAX_HEADERS 64
 
@@ -28,6 +29,8 @@ struct http_req {
 	char *body;		/* NUL-terminated copy, may be NULL */
 	size_t body_len;
 	int keep_alive;
+	/* POST /api/v1/media: the body streams here (media.c), not to body */
+	struct media_upload *upload;
 };
 
 struct http_conn;
@@ -53,6 +56,13 @@ int	http_query(const struct http_req *r, const char *name, char *out,
 void	http_defer(struct conn *c);
 void	http_respond(struct conn *c, int status, const char *ctype,
 	    const char *extra, const void *body, size_t len);
+/*
+ * Like http_respond with the body read from fd (len bytes from offset 0,
+ * sent with sendfile; fd is closed when sent).  A HEAD request gets the
+ * headers only.
+ */
+void	http_respond_file(struct conn *c, int status, const char *ctype,
+	    const char *extra, int fd, int64_t len);
 /* JSON error body {"error": code-ish, "message": msg}. */
 void	http_error(struct conn *c, int status, const char *msg);
 const char *http_status_text(int status);

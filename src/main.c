@@ -126,8 +126,6 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct timeval tick = { 0, 50000 };
-
 	(void)what;
 	(void)arg;
 	if (draining) {
@@ -139,11 +137,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("%s: draining (stop accepting, flush storage, close "
 	    "clients)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	conn_stop_listening();
-	batcher_drain(cfg->drain_timeout_ms);
-	conn_shutdown_all();
-	drain_deadline = mono_ms() + cfg->drain_timeout_ms;
-	drain_timer = event_new(base, -1, EV_PERSIST, drain_tick, NULL);
-	event_add(drain_timer, &tick);
+	/* batcher_drain runs the loop: it cannot from inside a callback */
+	event_base_loopbreak(base);
 }
 
 int
@@ -179,7 +174,7 @@ main(int argc, char **argv)
 	}
 	if ((cfg = config_load(file, plugin_known_sections())) == NULL)
 		return 2;
-	if (access_init(cfg) == -1) {
+	if (access_init(cfg) == -1 || media_config(cfg) == -1) {
 		config_free(cfg);
 		return 2;
 	}
@@ -199,7 +194,6 @@ main(int argc, char **argv)
 	session_config(cfg);
 	http_config(cfg);
 	rest_config(cfg);
-	media_config(cfg);
 	metrics_set_extra(extra_metrics);
 	if (worker_start(base, cfg->workers) == -1 ||
 	    conn_init(cfg, base) == -1 || broker_init(cfg) == -1 ||
@@ -249,6 +243,17 @@ main(int argc, char **argv)
 	    "auth %s", PACKAGE_VERSION, cfg->backplane, cfg->storage,
 	    cfg->media[0] ? cfg->media : "(none)", cfg->auth_plugins);
 	event_base_dispatch(base);
+	if (draining) {
+		struct timeval tick = { 0, 50000 };
+
+		/* flush storage (pending SEND receipts go out), then close */
+		batcher_drain(cfg->drain_timeout_ms);
+		conn_shutdown_all();
+		drain_deadline = mono_ms() + cfg->drain_timeout_ms;
+		drain_timer = event_new(base, -1, EV_PERSIST, drain_tick, NULL);
+		event_add(drain_timer, &tick);
+		event_base_dispatch(base);
+	}
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sighup);

@@ -140,6 +140,8 @@ msg_json(const struct parley_msg *m)
 		json_object_set_new(o, "edited", json_integer(m->edited_ms));
 	if (m->deleted)
 		json_object_set_new(o, "deleted", json_true());
+	if (m->media_id != NULL)
+		json_object_set_new(o, "media_id", json_string(m->media_id));
 	return o;
 }
 
@@ -435,8 +437,14 @@ job_done(void *arg)
 			    "user with moderate permission may delete it");
 		else if (j->status == 0)
 			http_error(j->c, 404, "no such room");
-		else
+		else {
+			struct room *r = broker_room(j->room);
+
+			/* else GET still finds it by its live message count */
+			if (r != NULL)
+				r->messages = 0;
 			http_respond(j->c, 204, NULL, NULL, NULL, 0);
+		}
 		break;
 	case OP_MSGS_GET:
 		if (need(j, PERM_READ) == -1)

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "media.h"
 #include "metrics.h"
 #include "msg.h"
 #include "plugin.h"
@@ -1001,6 +1002,57 @@ edit_or_delete(struct session *s, const char *room, int event,
 		edit_lookup_done(j);
 }
 
+/*
+ * SEND with media-id: the media must exist and be the sender's to share
+ * (media.c decides: from memory for media just uploaded here, else on a
+ * worker); then it is published as usual.
+ */
+struct media_job {
+	struct session *s;
+	struct fcopy *fc;
+	char room[PARLEY_ROOM_MAX + 1];
+};
+
+static void
+media_checked(void *arg, int status, const char *why)
+{
+	struct media_job *j = arg;
+	struct session *s = j->s;
+	const char *receipt = stomp_header_get(&j->fc->f, "receipt");
+
+	if (s->conn != NULL && s->state == S_CONNECTED) {
+		if (status == 0)
+			do_publish(s, j->room, PARLEY_EV_MESSAGE, &j->fc->f,
+			    receipt, 0);
+		else
+			send_error(s, receipt, status == -1 ?
+			    "media-id refused" : "media storage unavailable",
+			    why);
+	}
+	session_unref(s);
+	fcopy_free(j->fc);
+	free(j);
+}
+
+static void
+media_check(struct session *s, const char *room, struct stomp_frame *f,
+    const char *receipt)
+{
+	struct media_job *j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->fc = fcopy_new(f)) == NULL) {
+		free(j);
+		send_error(s, receipt, "out of memory", NULL);
+		return;
+	}
+	j->s = s;
+	session_ref(s);
+	snprintf(j->room, sizeof(j->room), "%s", room);
+	media_share(stomp_header_get(f, "media-id"), room, s->login, s->roles,
+	    s->grants, media_checked, j);
+}
+
 static void
 handle_send(struct session *s, struct stomp_frame *f, const char *receipt)
 {
@@ -1064,6 +1116,11 @@ handle_send(struct session *s, struct stomp_frame *f, const char *receipt)
 	}
 	if (check_perm(s, room, PERM_WRITE, receipt) == -1)
 		return;
+	if (event == PARLEY_EV_MESSAGE &&
+	    stomp_header_get(f, "media-id") != NULL) {
+		media_check(s, room, f, receipt);
+		return;
+	}
 	do_publish(s, room, event, f, receipt, 0);
 }
 

@@ -13,6 +13,8 @@ const { connectWs } = require('../lib/stomp');
 
 const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
+// resolves to null after ms without keeping the process alive (for races)
+const later = (ms) => new Promise((r) => setTimeout(() => r(null), ms).unref());
 
 // ---- a raw STOMP-over-TCP client, to see exact frames and their order
 class Raw {
@@ -113,11 +115,11 @@ t.run(async () => {
   // client-individual ack: ACK and NACK with receipts
   const acked = [];
   rc = receiptOf(bob, 'sub-2');
-  bob.client.subscribe('/room/acks', (m) => acked.push(m), { id: 'acks', ack: 'client-individual', receipt: 'sub-2' });
+  bob.subscribe('acks', { id: 'acks', ack: 'client-individual', receipt: 'sub-2' }, (m) => acked.push(m));
   await rc;
   await alice.send('acks', 'ack me');
   await alice.send('acks', 'nack me');
-  await bob.wait(() => acked.length >= 2, 5000, 'two ack-mode messages');
+  await bob.wait(() => ['ack me', 'nack me'].every((b) => acked.some((m) => m.body === b)), 5000, 'two ack-mode messages');
   const am = acked.find((m) => m.body === 'ack me');
   const nm = acked.find((m) => m.body === 'nack me');
   t.ok(am && am.headers.ack, 'client-individual MESSAGE carries an ack header');
@@ -135,12 +137,14 @@ t.run(async () => {
   // DISCONNECT: stompjs asks for a receipt and reports it in onDisconnect
   const disc = new Promise((resolve) => { bob.client.onDisconnect = (f) => resolve(f); });
   await bob.close();
-  const df = await Promise.race([disc, sleep(5000).then(() => null)]);
+  const df = await Promise.race([disc, later(5000)]);
   t.ok(df && /^close-/.test(df.headers['receipt-id']), 'DISCONNECT receipt (WebSocket, stompjs deactivate)');
   await alice.close();
 
   // ---------------------------------------------- TCP, stompit
   const sc = await stompitConnect(srv, 'carol');
+  const scErrors = [];
+  sc.on('error', (e) => scErrors.push(e.message));
   const got = [];
   sc.subscribe({ destination: '/room/tx', id: 'tx-sub' }, (err, msg) => {
     if (err) return;
@@ -165,17 +169,23 @@ t.run(async () => {
   t.ok(unsubR, 'UNSUBSCRIBE receipt (TCP)');
   const dres = await new Promise((resolve) => sc.disconnect((err) => resolve(err || 'ok')));
   t.is(dres, 'ok', 'DISCONNECT receipt (TCP): stompit disconnects cleanly');
+  t.is(scErrors.join('; '), '', 'stompit saw no protocol error (no unknown or repeated receipt)');
 
   // ---------------------------------------------- raw TCP: order and close
   const raw = await rawConnect(srv.stompPort, { receipt: 'conn-1' });
   await raw.frame('RECEIPT', (f) => f.headers['receipt-id'] === 'conn-1');
   t.ok(raw.events.indexOf('CONNECTED') < raw.events.indexOf('RECEIPT'), 'CONNECT receipt follows CONNECTED');
+  raw.write('BEGIN', { transaction: 'rt', receipt: 'r-begin' });
+  raw.write('SEND', { destination: '/room/order', transaction: 'rt', receipt: 'r-txsend' }, 'in rt');
+  raw.write('COMMIT', { transaction: 'rt', receipt: 'r-commit' });
   raw.write('SUBSCRIBE', { destination: '/room/order', id: 's', receipt: 'r-sub' });
   raw.write('SEND', { destination: '/room/order', receipt: 'r-send' }, 'pipelined');
   raw.write('DISCONNECT', { receipt: 'r-disc' });
   await raw.wait(() => raw.closed, 5000, 'server closes after DISCONNECT');
   const ids = raw.frames.filter((f) => f.command === 'RECEIPT').map((f) => f.headers['receipt-id']);
   t.ok(ids.includes('r-sub') && ids.includes('r-send'), 'pipelined SUBSCRIBE and SEND both answered');
+  for (const id of ['r-begin', 'r-txsend', 'r-commit', 'r-sub', 'r-send', 'r-disc'])
+    t.is(ids.filter((x) => x === id).length, 1, `exactly one RECEIPT for ${id}`);
   t.is(ids[ids.length - 1], 'r-disc', 'DISCONNECT receipt comes last, after the pending SEND receipt');
   t.ok(raw.events.indexOf('close') > raw.events.lastIndexOf('RECEIPT'), 'the server closes the connection after the DISCONNECT receipt');
   t.ok(!raw.frames.some((f) => f.command === 'ERROR'), 'no ERROR on a clean DISCONNECT');
