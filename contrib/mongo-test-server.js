@@ -45,11 +45,49 @@ function parseArgs(argv) {
   return o;
 }
 
+// Two CongoServer 2.2.0 bugs that make it unlike MongoDB for what Parley
+// does, fixed here so tests exercise the plugin rather than the server:
+// - an update deep-copies the document as plain objects, so BSON values
+//   without a JS equivalent (binary, int64 above 2^53) come back as
+//   embedded documents after any $set: keep such values as they are;
+// - sorting compares int64 values above 2^53 (kept as bson Long) as
+//   strings: compare integers as integers and strings by their bytes, as
+//   MongoDB's default collation does.
+function shim(congodb) {
+  const { UpdateEngine, QueryEngine } = congodb;
+  const keep = new Set(['Binary', 'Long', 'Decimal128', 'Double', 'Int32', 'MinKey', 'MaxKey', 'BSONRegExp', 'Code']);
+  if (UpdateEngine && typeof UpdateEngine.deepClone === 'function') {
+    const deepClone = UpdateEngine.deepClone;
+    UpdateEngine.deepClone = function (obj) {
+      if (obj !== null && typeof obj === 'object' && keep.has(obj._bsontype)) return obj;
+      return deepClone.call(this, obj);
+    };
+  }
+  if (QueryEngine && typeof QueryEngine.compareValues === 'function') {
+    const compareValues = QueryEngine.compareValues;
+    const int = (v) => {
+      if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
+      if (v !== null && typeof v === 'object' && v._bsontype === 'Long') return BigInt(v.toString());
+      return undefined;
+    };
+    QueryEngine.compareValues = function (a, b) {
+      const x = int(a), y = int(b);
+      if (x !== undefined && y !== undefined) return x < y ? -1 : x > y ? 1 : 0;
+      if (typeof a === 'string' && typeof b === 'string') {
+        const p = Buffer.from(a), q = Buffer.from(b);
+        return Buffer.compare(p, q);
+      }
+      return compareValues.call(this, a, b);
+    };
+  }
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   // The package is an ES module; its CongoServer lives in the congodb
   // namespace of the main entry.
   const { congodb } = await import('@push.rocks/smartmongo');
+  shim(congodb);
   const server = new congodb.CongoServer({ host: opts.host, port: opts.port,
     storage: 'memory' });
   await server.start();

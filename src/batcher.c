@@ -190,10 +190,14 @@ store_done(void *arg)
 		backoff_ms = backoff_ms ? backoff_ms * 2 : 100;
 		if (backoff_ms > 5000)
 			backoff_ms = 5000;
-		log_warn("storage: writing %zu messages failed: %s (retry in "
-		    "%d ms, %zu waiting)", qlen < (size_t)cfg->batch_size ?
-		    qlen : (size_t)cfg->batch_size, failed_err, backoff_ms,
-		    qlen);
+		/* one warning per outage; retries are debug lines */
+		if (backoff_ms == 100)
+			log_warn("storage: writing a batch failed: %s (retrying "
+			    "with backoff up to 5 s; %zu messages waiting)",
+			    failed_err, qlen);
+		else
+			log_debug("storage: retry failed: %s (next in %d ms, "
+			    "%zu waiting)", failed_err, backoff_ms, qlen);
 		plugin_host()->set_ready(st, 0, failed_err[0] ? failed_err :
 		    "write failed");
 		arm(backoff_ms);
@@ -201,6 +205,8 @@ store_done(void *arg)
 	}
 	if (backoff_ms != 0) {
 		backoff_ms = 0;
+		log_info("storage: writing again (%zu messages waiting)",
+		    qlen + ninflight);
 		plugin_host()->set_ready(st, 1, NULL);
 	}
 	ack_tokens();

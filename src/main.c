@@ -179,6 +179,10 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (test) {
+		if (plugins_check(cfg) == -1) {
+			config_free(cfg);
+			return 2;
+		}
 		printf("parleyd: %s: configuration OK\n", cfg->file);
 		config_free(cfg);
 		return 0;

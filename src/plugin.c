@@ -322,10 +322,15 @@ plugin_host(void)
 
 /* ------------------------------------------------------------ loader */
 
-static struct parley_ctx *
-plugin_open(const char *name, int kind)
+/*
+ * dlopen plugin_dir/NAME.so and check it is a Parley plugin of this ABI and
+ * kind.  section/key name the config line that chose it, for the message.
+ * Returns the description with *dlp set, or NULL after logging why.
+ */
+static const struct parley_plugin *
+plugin_resolve(const char *name, int kind, const char *section,
+    const char *key, void **dlp)
 {
-	struct parley_ctx *ctx;
 	parley_plugin_entry_fn entry;
 	const struct parley_plugin *p;
 	char path[4096];
@@ -333,10 +338,17 @@ plugin_open(const char *name, int kind)
 	const void *ops;
 
 	snprintf(path, sizeof(path), "%s/%s.so", cfg->plugin_dir, name);
+	if (access(path, R_OK) == -1) {
+		log_error("%s: [%s] %s = '%s': no such %s plugin '%s': %s: %s "
+		    "(set [server] plugin_dir, or build it: see ./configure's "
+		    "summary)", cfg->file, section, key, name, kind_names[kind],
+		    name, path, strerror(errno));
+		return NULL;
+	}
 	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		log_error("cannot load %s plugin '%s': %s (set [server] "
-		    "plugin_dir, or build it: see ./configure's summary)",
-		    kind_names[kind], name, dlerror());
+		log_error("%s: [%s] %s = '%s': cannot load %s plugin '%s': %s",
+		    cfg->file, section, key, name, kind_names[kind], name,
+		    dlerror());
 		return NULL;
 	}
 	*(void **)&entry = dlsym(dl, PARLEY_PLUGIN_ENTRY);
@@ -361,13 +373,27 @@ plugin_open(const char *name, int kind)
 	default: ops = p->auth; break;
 	}
 	if (p->kind != kind || ops == NULL || p->init == NULL) {
-		log_error("%s: plugin '%s' is a %s plugin, not a %s plugin",
-		    path, p->name ? p->name : "?",
+		log_error("%s: [%s] %s = '%s': plugin '%s' is a %s plugin, not "
+		    "a %s plugin", cfg->file, section, key, name,
+		    p->name ? p->name : "?",
 		    p->kind >= 1 && p->kind <= 4 ? kind_names[p->kind] : "?",
 		    kind_names[kind]);
 		dlclose(dl);
 		return NULL;
 	}
+	*dlp = dl;
+	return p;
+}
+
+static struct parley_ctx *
+plugin_open(const char *name, int kind, const char *section, const char *key)
+{
+	struct parley_ctx *ctx;
+	const struct parley_plugin *p;
+	void *dl;
+
+	if ((p = plugin_resolve(name, kind, section, key, &dl)) == NULL)
+		return NULL;
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
 		dlclose(dl);
 		return NULL;
@@ -413,13 +439,13 @@ plugins_load(struct config *c, struct event_base *b,
 		snprintf(instance_name, sizeof(instance_name), "%s-%d", host,
 		    (int)getpid());
 	if ((plugins.storage = plugin_open(c->storage,
-	    PARLEY_PLUGIN_STORAGE)) == NULL)
+	    PARLEY_PLUGIN_STORAGE, "storage", "plugin")) == NULL)
 		return -1;
 	if ((plugins.backplane = plugin_open(c->backplane,
-	    PARLEY_PLUGIN_BACKPLANE)) == NULL)
+	    PARLEY_PLUGIN_BACKPLANE, "backplane", "plugin")) == NULL)
 		return -1;
-	if (c->media[0] != '\0' &&
-	    (plugins.media = plugin_open(c->media, PARLEY_PLUGIN_MEDIA)) == NULL)
+	if (c->media[0] != '\0' && (plugins.media = plugin_open(c->media,
+	    PARLEY_PLUGIN_MEDIA, "media", "plugin")) == NULL)
 		return -1;
 	if ((list = strdup(c->auth_plugins)) == NULL)
 		return -1;
@@ -441,7 +467,7 @@ plugins_load(struct config *c, struct event_base *b,
 			return -1;
 		}
 		if ((plugins.auth[plugins.nauth] = plugin_open(tok,
-		    PARLEY_PLUGIN_AUTH)) == NULL) {
+		    PARLEY_PLUGIN_AUTH, "auth", "plugins")) == NULL) {
 			free(list);
 			return -1;
 		}
@@ -635,4 +661,43 @@ plugins_probe_start(void)
 	if (plugins.storage != NULL && plugins.storage->p->storage->ping != NULL)
 		probe_timer = h_timer_add(plugins.storage, PROBE_MS, 1,
 		    probe_tick, NULL);
+}
+
+int
+plugins_check(struct config *c)
+{
+	char *list, *tok, *save;
+	void *dl;
+	int ok = 1;
+
+	cfg = c;
+	if (plugin_resolve(c->storage, PARLEY_PLUGIN_STORAGE, "storage",
+	    "plugin", &dl) == NULL)
+		ok = 0;
+	else
+		dlclose(dl);
+	if (plugin_resolve(c->backplane, PARLEY_PLUGIN_BACKPLANE, "backplane",
+	    "plugin", &dl) == NULL)
+		ok = 0;
+	else
+		dlclose(dl);
+	if (c->media[0] != '\0') {
+		if (plugin_resolve(c->media, PARLEY_PLUGIN_MEDIA, "media",
+		    "plugin", &dl) == NULL)
+			ok = 0;
+		else
+			dlclose(dl);
+	}
+	if ((list = strdup(c->auth_plugins)) == NULL)
+		return -1;
+	for (tok = strtok_r(list, ", \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		if (plugin_resolve(tok, PARLEY_PLUGIN_AUTH, "auth", "plugins",
+		    &dl) == NULL)
+			ok = 0;
+		else
+			dlclose(dl);
+	}
+	free(list);
+	return ok ? 0 : -1;
 }

@@ -51,6 +51,9 @@ void	plugins_probe_start(void);
 /* SIGHUP: run every plugin's reload() on a worker. */
 void	plugins_reload(void);
 void	plugins_unload(void);
+/* parleyd -t: check that every plugin the config names exists and is a
+ * plugin of this ABI and kind (no init).  0, or -1 after logging why. */
+int	plugins_check(struct config *c);
 
 /* 1 if every plugin is ready; otherwise 0 and why gets "name: reason; ...". */
 int	plugins_ready(char *why, size_t len);

@@ -7,6 +7,7 @@
 //   db.host, db.port, db.socket, db.user, db.password, db.database, db.dir
 //   db.iniKeys()        the [mysql] section for parleyd / storage_conformance
 //   await db.down()     stop the server (SIGTERM), keep the data
+//   await db.down({ signal: 'SIGKILL' })   crash it instead
 //   await db.up()       start it again on the same port and data
 //   await db.query(sql) run SQL as root through the mariadb client; stdout
 //   db.log()            the server's error log so far
@@ -68,6 +69,10 @@ async function startMariadb(opts = {}) {
   const datadir = path.join(dir, 'data');
   const socket = path.join(dir, 'mariadb.sock');
   const errlog = path.join(dir, 'mariadb.err');
+  // A private tmpdir: a starting server removes other servers' temporary
+  // tables from a shared one.
+  const tmpdir = path.join(dir, 'tmp');
+  fs.mkdirSync(tmpdir);
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const userArgs = asRoot ? ['--user=root'] : [];
   const db = {
@@ -80,7 +85,7 @@ async function startMariadb(opts = {}) {
 
   const inst = await run(installDb, ['--no-defaults', `--datadir=${datadir}`,
     '--auth-root-authentication-method=normal', '--skip-test-db',
-    '--skip-name-resolve', ...userArgs]);
+    '--skip-name-resolve', `--tmpdir=${tmpdir}`, ...userArgs]);
   if (inst.code !== 0) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw new Error(`mariadb-install-db failed (${inst.code}): ${inst.stderr || inst.stdout}`);
@@ -104,6 +109,7 @@ async function startMariadb(opts = {}) {
     db.exited = null;
     const p = spawn(mariadbd, ['--no-defaults', `--datadir=${datadir}`,
       `--socket=${socket}`, `--port=${db.port}`, '--bind-address=127.0.0.1',
+      `--tmpdir=${tmpdir}`,
       `--pid-file=${path.join(dir, 'mariadbd.pid')}`, `--log-error=${errlog}`,
       '--skip-name-resolve', '--skip-log-bin', '--innodb-buffer-pool-size=64M',
       '--innodb-log-file-size=32M', '--innodb-flush-log-at-trx-commit=1',
@@ -125,9 +131,9 @@ async function startMariadb(opts = {}) {
     }
   };
 
-  db.down = async (timeoutMs = 60000) => {
+  db.down = async ({ signal = 'SIGTERM', timeoutMs = 60000 } = {}) => {
     if (!db.proc || db.exited) return;
-    db.proc.kill('SIGTERM');
+    db.proc.kill(signal);
     const t = setTimeout(() => { if (!db.exited) db.proc.kill('SIGKILL'); }, timeoutMs);
     await db.exitPromise;
     clearTimeout(t);
@@ -144,9 +150,17 @@ async function startMariadb(opts = {}) {
     database: db.database,
   });
 
-  // Never leave a server behind if the test process dies.
-  const onExit = () => { if (db.proc && !db.exited) db.proc.kill('SIGKILL'); };
-  process.on('exit', onExit);
+  // Never leave a server or its files behind, even when the test process
+  // ends early (process.exit, an uncaught error, SIGTERM/SIGINT/SIGHUP).
+  process.on('exit', () => {
+    if (db.proc && !db.exited) db.proc.kill('SIGKILL');
+    if (!db.stopped) {
+      try { fs.rmSync(dir, { recursive: true, force: true }); } catch (e) { /* best effort */ }
+    }
+  });
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    if (process.listenerCount(sig) === 0) process.once(sig, () => process.exit(128 + os.constants.signals[sig]));
+  }
 
   try {
     await db.up();

@@ -53,10 +53,13 @@ t.run(async () => {
   t.is(r.code, 0, '-t on a good config exits 0');
   t.like(r.stdout, /configuration OK/, '-t says the configuration is OK');
   t.ok(!fs.existsSync(path.join(dir, 'test.db')), '-t does not open storage');
-  r = await runParleyd(['-t', '-c', path.join(ROOT, 'etc', 'parley.ini')]);
+  // -t also checks the plugins exist: point plugin_dir at the build's
+  const dflt = fs.readFileSync(path.join(ROOT, 'etc', 'parley.ini'), 'utf8')
+    .replace(/^;plugin_dir = .*$/m, `plugin_dir = ${PLUGIN_DIR}`);
+  r = await runParleyd(['-t', '-c', ini('default.ini', dflt)]);
   t.is(r.code, 0, '-t on etc/parley.ini (the embedded defaults) exits 0');
-  r = await runParleyd(['-t', '-c', ini('empty.ini', '')]);
-  t.is(r.code, 0, '-t on an empty file (all defaults) exits 0');
+  r = await runParleyd(['-t', '-c', ini('empty.ini', `[server]\nplugin_dir = ${PLUGIN_DIR}\n`)]);
+  t.is(r.code, 0, '-t on a file with only plugin_dir (all other defaults) exits 0');
   r = await runParleyd(['-t', '-c', path.join(dir, 'missing.ini')]);
   t.is(r.code, 2, '-t on a missing file exits 2');
   t.like(r.stderr, /missing\.ini.*(No such file|cannot open)/, 'naming the file and the reason');
