@@ -112,7 +112,11 @@ async function startParley(opts = {}) {
       srv.stderr += d;
       if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(d);
     });
-    srv.exitPromise = new Promise((resolve) => p.on('exit', (code, sig) => { srv.exited = { code, sig }; resolve(code === null ? 128 : code); }));
+    srv.exitPromise = new Promise((resolve) => {
+      p.on('exit', (code, sig) => { srv.exited = { code, sig }; resolve(code === null ? 128 : code); });
+      // a missing or unrunnable binary: fail the start, not the process
+      p.on('error', (e) => { srv.stderr += `cannot run ${opts.binary || PARLEYD}: ${e.message}\n`; srv.exited = { code: 127, sig: null }; resolve(127); });
+    });
     const deadline = Date.now() + (opts.startTimeoutMs || 15000);
     for (;;) {
       if (srv.exited) throw new Error(`parleyd exited (${JSON.stringify(srv.exited)}) during start-up:\n${srv.stderr}`);
@@ -134,6 +138,13 @@ async function startParley(opts = {}) {
   };
   srv.kill = () => { if (srv.proc && !srv.exited) srv.proc.kill('SIGKILL'); return srv.exitPromise; };
   srv.restart = async () => { await srv.stop(); await launch(); };
+  // remove the private dir when the test process ends (unless given one)
+  if (!opts.dir && !process.env.PARLEY_TEST_KEEP) {
+    process.on('exit', () => {
+      try { if (srv.proc && !srv.exited) srv.proc.kill('SIGKILL'); } catch (e) { /* gone */ }
+      try { fs.rmSync(dir, { recursive: true, force: true }); } catch (e) { /* best effort */ }
+    });
+  }
   await launch();
   return srv;
 }
@@ -143,6 +154,7 @@ function runParleyd(args, { cwd, env } = {}) {
   return new Promise((resolve) => {
     const p = spawn(PARLEYD, args, { cwd, env: Object.assign({}, process.env, env || {}) });
     let stdout = '', stderr = '';
+    p.on('error', (e) => resolve({ code: 127, stdout, stderr: stderr + `cannot run ${PARLEYD}: ${e.message}\n` }));
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
     p.on('exit', (code) => resolve({ code, stdout, stderr }));
