@@ -150,9 +150,9 @@ async function startParley(opts = {}) {
 }
 
 // Run parleyd to completion with arguments (e.g. ['-t', '-c', file]).
-function runParleyd(args, { cwd, env } = {}) {
+function runParleyd(args, { cwd, env, binary } = {}) {
   return new Promise((resolve) => {
-    const p = spawn(PARLEYD, args, { cwd, env: Object.assign({}, process.env, env || {}) });
+    const p = spawn(binary || PARLEYD, args, { cwd, env: Object.assign({}, process.env, env || {}) });
     let stdout = '', stderr = '';
     p.on('error', (e) => resolve({ code: 127, stdout, stderr: stderr + `cannot run ${PARLEYD}: ${e.message}\n` }));
     p.stdout.on('data', (d) => { stdout += d; });

@@ -94,8 +94,15 @@ t.run(async () => {
     return;
   }
   // config paths under the sanitizers
-  const bad = await runParleyd(['-t', '-c', path.join(ROOT, 'etc', 'parley.ini')], { env: SAN_ENV });
+  // (-t also loads the plugins: point plugin_dir at the ASan build's)
+  const tdir = fs.mkdtempSync(path.join(require('os').tmpdir(), 'parley-asan-t-'));
+  const tini = path.join(tdir, 'parley.ini');
+  fs.writeFileSync(tini, fs.readFileSync(path.join(ROOT, 'etc', 'parley.ini'), 'utf8')
+    .replace(/^;plugin_dir = .*$/m, `plugin_dir = ${PLUGINS}`));
+  const bad = await runParleyd(['-t', '-c', tini], { env: SAN_ENV, binary: BIN });
+  fs.rmSync(tdir, { recursive: true, force: true });
   t.is(bad.code, 0, 'ASan parleyd -t etc/parley.ini: exit 0');
+  if (bad.code !== 0) t.diag(bad.stderr.slice(0, 3000));
   t.is(sanReport(bad.stderr), '', 'no sanitizer report from -t');
 
   const srv = await startParley({ binary: BIN, env: SAN_ENV, startTimeoutMs: 30000,
@@ -104,7 +111,7 @@ t.run(async () => {
   servers.push(srv);
   const cfgBad = fs.readFileSync(srv.cfgFile, 'utf8').replace('[server]', '[server]\nworkers = 0\ncolour = red');
   fs.writeFileSync(path.join(srv.dir, 'bad.ini'), cfgBad);
-  const rb = await runParleyd(['-t', '-c', path.join(srv.dir, 'bad.ini')], { env: SAN_ENV });
+  const rb = await runParleyd(['-t', '-c', path.join(srv.dir, 'bad.ini')], { env: SAN_ENV, binary: BIN });
   t.is(rb.code, 2, 'ASan parleyd -t on a bad config: exit 2');
   t.is(sanReport(rb.stderr), '', 'no sanitizer report from the config error path');
 
