@@ -14,7 +14,13 @@
  *	down <broker-id>	rd_kafka_mock_broker_set_down
  *	up <broker-id>		rd_kafka_mock_broker_set_up
  *	rtt <broker-id> <ms>	rd_kafka_mock_broker_set_rtt
- * each answered by one line "ok" or "error: ..." on stdout.  End of stdin
+ *	produce <topic> <key> <id> <sender> <body>
+ *				produce one record the way Parley's kafka
+ *				backplane does (key = room, headers id, sender,
+ *				ts, event = 0, value = body: the rest of the
+ *				line), partitioned by key like the plugin;
+ *				answered "ok <partition> <offset>"
+ * each answered by one line "ok..." or "error: ..." on stdout.  End of stdin
  * is not a reason to exit (run it with stdin from /dev/null as a daemon).
  *
  * The mock keeps everything in memory and does not drop retried duplicates
@@ -26,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -34,6 +41,10 @@
 #define MAX_TOPICS 32
 
 static int sigpipe[2] = { -1, -1 };
+static rd_kafka_t *producer;	/* for "produce", made on first use */
+static int32_t dr_partition;
+static int64_t dr_offset;
+static rd_kafka_resp_err_t dr_err;
 
 static void
 on_signal(int sig)
@@ -69,6 +80,77 @@ number(const char *s, long min, long max, const char *what)
 	return v;
 }
 
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	dr_err = m->err;
+	dr_partition = m->partition;
+	dr_offset = m->offset;
+}
+
+/* "produce <topic> <key> <id> <sender> <body>": one record, synchronously. */
+static void
+produce(rd_kafka_mock_cluster_t *mc, char *args)
+{
+	char *topic, *key, *id, *sender, *body, *save, errstr[512], ts[32];
+	rd_kafka_conf_t *conf;
+	rd_kafka_resp_err_t err;
+	struct timespec now;
+
+	topic = strtok_r(args, " ", &save);
+	key = strtok_r(NULL, " ", &save);
+	id = strtok_r(NULL, " ", &save);
+	sender = strtok_r(NULL, " ", &save);
+	body = save != NULL ? save : "";
+	if (topic == NULL || key == NULL || id == NULL || sender == NULL) {
+		printf("error: usage: produce <topic> <key> <id> <sender> "
+		    "<body>\n");
+		return;
+	}
+	if (producer == NULL) {
+		conf = rd_kafka_conf_new();
+		if (rd_kafka_conf_set(conf, "bootstrap.servers",
+		    rd_kafka_mock_cluster_bootstraps(mc), errstr,
+		    sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+			printf("error: %s\n", errstr);
+			rd_kafka_conf_destroy(conf);
+			return;
+		}
+		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+		if ((producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
+		    sizeof(errstr))) == NULL) {
+			printf("error: %s\n", errstr);
+			return;
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(ts, sizeof(ts), "%lld", (long long)now.tv_sec * 1000 +
+	    now.tv_nsec / 1000000);
+	dr_err = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+	err = rd_kafka_producev(producer,
+	    RD_KAFKA_V_TOPIC(topic),
+	    RD_KAFKA_V_KEY(key, strlen(key)),
+	    RD_KAFKA_V_VALUE(body, strlen(body)),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+	    RD_KAFKA_V_HEADER("id", id, -1),
+	    RD_KAFKA_V_HEADER("sender", sender, -1),
+	    RD_KAFKA_V_HEADER("ts", ts, -1),
+	    RD_KAFKA_V_HEADER("event", "0", -1),
+	    RD_KAFKA_V_END);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		printf("error: %s\n", rd_kafka_err2str(err));
+		return;
+	}
+	rd_kafka_flush(producer, 10000);
+	if (dr_err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		printf("error: %s\n", rd_kafka_err2str(dr_err));
+	else
+		printf("ok %d %lld\n", (int)dr_partition,
+		    (long long)dr_offset);
+}
+
 /* Run one stdin command line; answers on stdout. */
 static void
 command(rd_kafka_mock_cluster_t *mc, char *line)
@@ -77,6 +159,12 @@ command(rd_kafka_mock_cluster_t *mc, char *line)
 	rd_kafka_resp_err_t err;
 	long id, ms;
 
+	line[strcspn(line, "\r")] = '\0';
+	if (strncmp(line, "produce ", 8) == 0) {
+		produce(mc, line + 8);
+		fflush(stdout);
+		return;
+	}
 	verb = strtok_r(line, " \t\r\n", &save);
 	a = strtok_r(NULL, " \t\r\n", &save);
 	b = strtok_r(NULL, " \t\r\n", &save);
@@ -241,6 +329,8 @@ main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "kafka-mock: shutting down\n");
+	if (producer != NULL)
+		rd_kafka_destroy(producer);
 	rd_kafka_mock_cluster_destroy(mc);
 	rd_kafka_destroy(rk);
 	return 0;

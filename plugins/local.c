@@ -205,11 +205,15 @@ pending_new(const struct parley_msg *msg)
 }
 
 /* Timer: settle every queued publish, in publish order. */
+/* Publishes settled per wakeup, so one busy room cannot starve the loop. */
+#define SETTLE_MAX 512
+
 static void
 local_settle(void *arg)
 {
 	struct local *l = arg;
-	struct pending *p, *next;
+	struct pending *p, *next, *last;
+	size_t n;
 
 	/*
 	 * Detach the queue first: publishes made from the callbacks below go
@@ -220,12 +224,29 @@ local_settle(void *arg)
 	l->tailp = &l->head;
 	l->timer = NULL;	/* a one-shot timer is gone once it fired */
 
-	for (; p != NULL; p = next) {
+	for (n = 0; p != NULL && n < SETTLE_MAX; p = next, n++) {
 		next = p->next;
 		p->cb(p->arg, 0, p->msg.position, NULL);
 		l->host->deliver(l->ctx, &p->msg);
 		free(p);
 	}
+	if (p == NULL)
+		return;
+	/*
+	 * Cap the work of one wakeup: the rest goes back in front of what
+	 * the callbacks queued, for the next loop turn.
+	 */
+	for (last = p; last->next != NULL; last = last->next)
+		;
+	last->next = l->head;
+	if (l->head == NULL)
+		l->tailp = &last->next;
+	l->head = p;
+	if (l->timer == NULL)
+		l->timer = l->host->timer_add(l->ctx, 0, 0, local_settle, l);
+	if (l->timer == NULL)
+		l->host->log(l->ctx, PARLEY_LOG_ERROR, "cannot add a timer: "
+		    "%s", "queued publishes wait for the next publish");
 }
 
 static void

@@ -324,8 +324,10 @@ resume_ranged(void *arg, int status, const struct parley_range *r)
 	rs->bp_status = status;
 	if (status == 0 && r != NULL) {
 		rs->bp_complete = r->complete && r->n < rs->limit;
+		/* history is chat, edits and deletes, as from storage */
 		for (i = 0; i < r->n; i++)
-			msg_list_api.msg_add(&rs->bp, &r->msgs[i]);
+			if (event_is_stored(r->msgs[i].event))
+				msg_list_api.msg_add(&rs->bp, &r->msgs[i]);
 	}
 	resume_finish(rs);
 }

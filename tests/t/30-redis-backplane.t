@@ -1,0 +1,235 @@
+#!/usr/bin/env node
+'use strict';
+// Two parleyd instances share a real redis-server through the redis
+// backplane, each with its own SQLite store:
+//  - clients on A and on B chat in one room: both see every message once,
+//    in the same order, at the positions their RECEIPTs named;
+//  - a client resumes on B with `since` after messages were sent on A: it
+//    gets exactly the missed ones, recovered=true, then live ones;
+//  - REST history on each instance has every message exactly once;
+//  - B is killed with SIGKILL in the middle of traffic and restarted: every
+//    RECEIPTed message ends up exactly once in both stores (B feeds its own
+//    pending entries again), and nothing is left pending in B's group;
+//  - entries a dead consumer left pending in B's group are reclaimed
+//    (XAUTOCLAIM after claim_idle_ms) and stored.
+const t = require('../lib/tap');
+const { startParley, sleep, httpGet, httpRequest, basic } = require('../lib/parley');
+const { connectWs } = require('../lib/stomp');
+const { startRedis } = require('../lib/svc-redis');
+
+const ROOM = 'lobby';
+
+async function waitFor(pred, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function ready(srv) {
+  try { return (await httpGet(`${srv.http}/readyz`)).status === 200; } catch (e) { return false; }
+}
+
+// Every stored chat message of room on srv, oldest first, through REST.
+async function history(srv, room) {
+  const out = [];
+  let after = '0';
+  for (;;) {
+    const r = await httpRequest('GET', `${srv.http}/api/v1/rooms/${room}/messages?after=${after}&limit=100`, undefined, basic('tester'));
+    if (r.status !== 200) throw new Error(`history ${srv.http}: ${r.status} ${r.body}`);
+    out.push(...r.json.messages);
+    if (!r.json.has_more || r.json.messages.length === 0) return out;
+    after = r.json.messages[r.json.messages.length - 1].position;
+  }
+}
+
+const chat = (c) => c.received.filter((m) => !m.headers.event);
+
+function once(list, what) {
+  const seen = new Set();
+  for (const x of list) {
+    if (seen.has(x)) return `${what}: ${x} twice`;
+    seen.add(x);
+  }
+  return null;
+}
+
+t.run(async () => {
+  const redis = await startRedis({ password: 's3cret/x' });
+  const servers = [];
+  const clients = [];
+  try {
+    const ini = (id) => ({
+      server: { instance_id: id },
+      backplane: { plugin: 'redis' },
+      // reclaiming is slow here, so the kill below tests B's own pending
+      // entries being fed again at start; the last part lowers it
+      redis: { url: redis.url, claim_idle_ms: 600000, claim_interval_ms: 300 },
+    });
+    const A = await startParley({ ini: ini('a') });
+    servers.push(A);
+    const B = await startParley({ ini: ini('b') });
+    servers.push(B);
+    await waitFor(async () => await ready(A) && await ready(B), 10000, '/readyz on both');
+    t.ok(true, 'both instances report ready with the redis backplane');
+
+    // --- chat across instances
+    const alice = await connectWs(A, { login: 'alice' });
+    const bob = await connectWs(B, { login: 'bob' });
+    clients.push(alice, bob);
+    alice.subscribe(ROOM);
+    bob.subscribe(ROOM);
+    await sleep(300);
+    const sends = [];
+    for (let i = 0; i < 10; i++) {
+      sends.push(alice.send(ROOM, `a${i}`));
+      sends.push(bob.send(ROOM, `b${i}`));
+    }
+    const receipts = await Promise.all(sends);
+    await alice.wait(() => chat(alice).length >= 20, 10000, 'alice sees 20 messages');
+    await bob.wait(() => chat(bob).length >= 20, 10000, 'bob sees 20 messages');
+    await sleep(200);
+    const ids = (c) => chat(c).map((m) => m.headers['message-id']);
+    t.is(chat(alice).length, 20, 'alice (on A) got 20 chat messages');
+    t.is(chat(bob).length, 20, 'bob (on B) got 20 chat messages');
+    t.is(once(ids(alice), 'message'), null, 'no duplicates on A');
+    t.deep(ids(bob), ids(alice), 'A and B deliver the same messages in the same order');
+    const pos = chat(alice).map((m) => BigInt(m.headers.position));
+    t.ok(pos.every((p, i) => i === 0 || p > pos[i - 1]), 'positions only grow');
+    const byBody = new Map(chat(bob).map((m) => [m.body, m.headers.position]));
+    const recBodies = [];
+    for (let i = 0; i < 10; i++) recBodies.push(`a${i}`, `b${i}`);
+    t.ok(receipts.every((r, i) => r.headers.position === byBody.get(recBodies[i])),
+      'every RECEIPT names the position the message was delivered with');
+    const aliceOrder = chat(alice).filter((m) => m.body.startsWith('a')).map((m) => m.body);
+    t.deep(aliceOrder, Array.from({ length: 10 }, (_, i) => `a${i}`), "one sender's messages keep their order");
+
+    // --- resume on B after messages were posted on A
+    let carol = await connectWs(B, { login: 'carol' });
+    carol.subscribe(ROOM);
+    await sleep(200);
+    const mark = await alice.send(ROOM, 'before carol leaves');
+    await carol.wait(() => chat(carol).some((m) => m.body === 'before carol leaves'), 5000, 'carol sees the live message');
+    const since = mark.headers.position;
+    await carol.close();
+    await sleep(100);
+    const missed = [];
+    for (let i = 0; i < 5; i++) missed.push((await alice.send(ROOM, `missed${i}`)).headers.position);
+    carol = await connectWs(B, { login: 'carol' });
+    clients.push(carol);
+    carol.subscribe(ROOM, { since });
+    await carol.wait(() => carol.received.some((m) => m.headers.event === 'resumed'), 10000, 'resumed marker');
+    await alice.send(ROOM, 'after resume');
+    await carol.wait(() => chat(carol).some((m) => m.body === 'after resume'), 5000, 'live after resume');
+    // what was missed comes replayed or (if B had not read it yet) live
+    // right after the marker: either way in order, once, nothing skipped
+    t.deep(chat(carol).map((m) => m.body),
+      ['missed0', 'missed1', 'missed2', 'missed3', 'missed4', 'after resume'],
+      'resume on B brings exactly the messages sent on A meanwhile, then live ones');
+    const mi = carol.received.findIndex((m) => m.headers.event === 'resumed');
+    const resumed = carol.received[mi];
+    const replayed = carol.received.slice(0, mi);
+    const replayedChat = replayed.filter((m) => !m.headers.event).length;
+    t.is(resumed.headers.recovered, 'true', `recovered=true (${replayedChat} of 5 replayed, the rest live)`);
+    t.is(resumed.headers.position, replayed.length ? replayed[replayed.length - 1].headers.position : since,
+      'the resumed marker carries the last replayed position');
+    t.is(once(chat(carol).map((m) => m.headers['message-id']), 'message'), null, 'no duplicate at the seam');
+
+    // --- every message once in each instance's store
+    const all = chat(alice).map((m) => m.headers['message-id']);
+    for (const c of [...chat(carol)]) if (!all.includes(c.headers['message-id'])) all.push(c.headers['message-id']);
+    for (const [name, srv] of [['A', A], ['B', B]]) {
+      const h = await waitFor(async () => {
+        const l = await history(srv, ROOM);
+        return all.every((id) => l.some((m) => m.id === id)) ? l : null;
+      }, 10000, `history on ${name}`);
+      t.is(once(h.map((m) => m.id), 'id'), null, `history on ${name} has every message exactly once (${h.length})`);
+    }
+
+    // --- SIGKILL B in the middle of traffic, restart it
+    const erin = await connectWs(B, { login: 'erin' });
+    const receipted = [];
+    let stop = false;
+    const pump = async (c, prefix) => {
+      for (let i = 0; !stop && i < 400; i++) {
+        try {
+          const r = await c.send(ROOM, `${prefix}${i}`);
+          receipted.push(r.headers.position);
+        } catch (e) { return; }	// the instance died under the client
+        await sleep(5);
+      }
+    };
+    const pa = pump(alice, 'ka');
+    const pe = pump(erin, 'ke');
+    await sleep(700);
+    const pendingBefore = await redis.cmd('XPENDING', 'parley:feed', 'parley-persist-b');
+    await B.kill();
+    t.ok(true, `B killed with SIGKILL mid-stream (${receipted.length} receipts so far, ` +
+      `${pendingBefore[0]} entries pending in its group just before)`);
+    await sleep(500);
+    await B.restart();
+    await waitFor(() => ready(B), 15000, 'B ready again');
+    t.ok(true, 'B restarted and ready (its persist feed caught up)');
+    await sleep(500);
+    stop = true;
+    await pa;
+    await pe;
+    t.ok(receipted.length > 50, `traffic went on during the kill (${receipted.length} RECEIPTs)`);
+    for (const [name, srv] of [['A', A], ['B', B]]) {
+      let h;
+      try {
+        h = await waitFor(async () => {
+          const l = await history(srv, ROOM);
+          const have = new Set(l.map((m) => m.position));
+          return receipted.every((p) => have.has(p)) ? l : null;
+        }, 15000, `every RECEIPTed message in ${name}'s store`);
+      } catch (e) {
+        const l = await history(srv, ROOM);
+        const have = new Set(l.map((m) => m.position));
+        t.diag(`missing on ${name}: ${receipted.filter((p) => !have.has(p)).slice(0, 10).join(' ')}`);
+        throw e;
+      }
+      t.ok(true, `every RECEIPTed message is in ${name}'s store`);
+      t.is(once(h.map((m) => m.id), 'id'), null, `${name}'s store has each message exactly once (${h.length})`);
+      t.is(once(h.map((m) => m.position), 'position'), null, `${name}'s store has each position once`);
+    }
+    const pend = await waitFor(async () => {
+      const p = await redis.cmd('XPENDING', 'parley:feed', 'parley-persist-b');
+      return p[0] === 0 ? p : null;
+    }, 10000, 'B group drained');
+    t.is(pend[0], 0, "nothing left pending in B's persist group after the restart");
+    t.like(B.log(), /persist feed caught up/, 'B logged that its persist feed caught up');
+
+    // --- a dead consumer's pending entries are reclaimed
+    await B.stop();
+    const ghostIds = [];
+    for (let i = 0; i < 5; i++) ghostIds.push((await alice.send(ROOM, `ghost${i}`)).headers.position);
+    const taken = await redis.cmd('XREADGROUP', 'GROUP', 'parley-persist-b', 'ghost', 'COUNT', '1000', 'STREAMS', 'parley:feed', '>');
+    t.ok(taken && taken[0][1].length >= 5, `a consumer "ghost" took ${taken ? taken[0][1].length : 0} entries in B's group and died`);
+    const fs = require('fs');
+    fs.writeFileSync(B.cfgFile, fs.readFileSync(B.cfgFile, 'utf8').replace(/claim_idle_ms = \d+/, 'claim_idle_ms = 300'));
+    await B.restart();
+    const hb = await waitFor(async () => {
+      const l = await history(B, ROOM);
+      const have = new Set(l.map((m) => m.position));
+      return ghostIds.every((p) => have.has(p)) ? l : null;
+    }, 10000, "ghost's entries in B's store");
+    t.is(once(hb.map((m) => m.id), 'id'), null, "B reclaimed and stored the dead consumer's entries, each once");
+    t.like(B.log(), /reclaimed \d+ entries/, 'B logged the reclaim');
+    const ghostLeft = await waitFor(async () => {
+      const p = await redis.cmd('XPENDING', 'parley:feed', 'parley-persist-b');
+      return p[0] === 0 ? p : null;
+    }, 10000, 'B group drained after the reclaim');
+    t.is(ghostLeft[0], 0, 'nothing pending in B\'s group after the reclaim');
+  } finally {
+    for (const c of clients) await c.close().catch(() => {});
+    for (const s of servers) {
+      const code = await s.stop();
+      if (!t.is(code, 0, 'parleyd exits 0 on SIGTERM')) t.diag(s.log());
+    }
+    await redis.stop();
+  }
+});
