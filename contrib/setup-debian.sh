@@ -9,11 +9,16 @@ BUILD="build-essential autoconf automake libtool pkg-config
   libevent-dev libwslay-dev libiniparser-dev libjansson-dev libhttp-parser-dev
   libssl-dev libsqlite3-dev libhiredis-dev librdkafka-dev default-libmysqlclient-dev
   libmongoc-dev libcurl4-openssl-dev libjwt-dev libcrypt-dev"
-TEST="nodejs npm redis-server mariadb-server nginx chromium whois python3-stomp
+TEST="redis-server mariadb-server nginx chromium whois python3-stomp
   perl curl procps openssl"
 
 pkgs="$BUILD"
-[ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST"
+if [ "${1:-}" = "--test" ]; then
+  pkgs="$pkgs $TEST"
+  # Node.js and npm: Debian's, unless a Node.js (with its npm) is there
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+    pkgs="$pkgs nodejs npm"
+fi
 
 missing=""
 for p in $pkgs; do
