@@ -298,16 +298,6 @@ batcher_wait(const char *id, void (*cb)(void *, int), void *arg)
 	return 0;
 }
 
-static int
-cmp_pos(const void *a, const void *b)
-{
-	const struct pmsg *x = *(struct pmsg *const *)a;
-	const struct pmsg *y = *(struct pmsg *const *)b;
-
-	return x->m.position < y->m.position ? -1 :
-	    x->m.position > y->m.position;
-}
-
 void
 batcher_snapshot(const char *room, uint64_t after, struct pmsg ***out,
     size_t *n)
@@ -327,7 +317,7 @@ batcher_snapshot(const char *room, uint64_t after, struct pmsg ***out,
 		if (queue[qhead + i]->m.position > after &&
 		    strcmp(queue[qhead + i]->m.room, room) == 0)
 			v[k++] = pmsg_ref(queue[qhead + i]);
-	qsort(v, k, sizeof(*v), cmp_pos);
+	qsort(v, k, sizeof(*v), pmsg_cmp_position);
 	*out = v;
 	*n = k;
 }

@@ -302,16 +302,6 @@ resume_work(void *arg)
 		    &rs->list, rs->err, sizeof(rs->err));
 }
 
-static int
-cmp_pmsg(const void *a, const void *b)
-{
-	const struct pmsg *x = *(struct pmsg *const *)a;
-	const struct pmsg *y = *(struct pmsg *const *)b;
-
-	return x->m.position < y->m.position ? -1 :
-	    x->m.position > y->m.position;
-}
-
 static void resume_finish(struct resume *rs);
 
 /* The backplane's retention answered (messages newer than storage has). */
@@ -363,7 +353,7 @@ resume_finish(struct resume *rs)
 {
 	struct sub *s = rs->sub;
 	struct pmsg **all = NULL;
-	size_t n = 0, i, first, k;
+	size_t n = 0, i, first;
 	int recovered;
 	uint64_t last;
 
@@ -389,12 +379,7 @@ resume_finish(struct resume *rs)
 		all[n++] = rs->bp.v[i];
 	for (i = 0; i < rs->nsnap; i++)
 		all[n++] = rs->snap[i];
-	qsort(all, n, sizeof(*all), cmp_pmsg);
-	k = 0;
-	for (i = 0; i < n; i++)
-		if (k == 0 || all[i]->m.position != all[k - 1]->m.position)
-			all[k++] = all[i];
-	n = k;
+	n = pmsg_sort_unique(all, n);
 	first = 0;
 	if (rs->kind == RESUME_SINCE) {
 		while (first < n && all[first]->m.position <= rs->since)

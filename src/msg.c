@@ -140,6 +140,28 @@ pmsg_new(const struct parley_msg *m, const char *extra)
 	return p;
 }
 
+int
+pmsg_cmp_position(const void *a, const void *b)
+{
+	const struct pmsg *x = *(struct pmsg *const *)a;
+	const struct pmsg *y = *(struct pmsg *const *)b;
+
+	return x->m.position < y->m.position ? -1 :
+	    x->m.position > y->m.position;
+}
+
+size_t
+pmsg_sort_unique(struct pmsg **v, size_t n)
+{
+	size_t i, k = 0;
+
+	qsort(v, n, sizeof(*v), pmsg_cmp_position);
+	for (i = 0; i < n; i++)
+		if (k == 0 || v[i]->m.position != v[k - 1]->m.position)
+			v[k++] = v[i];
+	return k;
+}
+
 struct pmsg *
 pmsg_ref(struct pmsg *p)
 {

@@ -35,6 +35,13 @@ struct pmsg	*pmsg_new(const struct parley_msg *m, const char *extra);
 struct pmsg	*pmsg_ref(struct pmsg *p);
 void		 pmsg_unref(struct pmsg *p);
 
+/* Sort v[0..n) by position and drop repeated positions (keeping the
+ * first; the dropped references are not released: the caller owns them
+ * through other lists).  Returns the new count. */
+size_t		 pmsg_sort_unique(struct pmsg **v, size_t n);
+/* qsort comparator on position. */
+int		 pmsg_cmp_position(const void *a, const void *b);
+
 const char	*event_name(int event);	/* NULL for plain chat */
 int		 event_from_name(const char *s);	/* -1 if unknown */
 int		 event_is_stored(int event);

@@ -298,21 +298,11 @@ posted(void *arg, int status, uint64_t position, const char *why)
 	job_free(j);
 }
 
-static int
-cmp_pmsg(const void *a, const void *b)
-{
-	const struct pmsg *x = *(struct pmsg *const *)a;
-	const struct pmsg *y = *(struct pmsg *const *)b;
-
-	return x->m.position < y->m.position ? -1 :
-	    x->m.position > y->m.position;
-}
-
 static void
 answer_messages(struct job *j)
 {
 	struct pmsg **all;
-	size_t n = 0, i, k, first, last;
+	size_t n = 0, i, first, last;
 	json_t *arr, *o;
 	int more = 0;
 	char cur[32];
@@ -333,11 +323,7 @@ answer_messages(struct job *j)
 		    (j->cursor == 0 || p < j->cursor))
 			all[n++] = j->snap[i];
 	}
-	qsort(all, n, sizeof(*all), cmp_pmsg);
-	for (i = k = 0; i < n; i++)
-		if (k == 0 || all[i]->m.position != all[k - 1]->m.position)
-			all[k++] = all[i];
-	n = k;
+	n = pmsg_sort_unique(all, n);
 	first = 0;
 	last = n;
 	if (n > j->limit) {
