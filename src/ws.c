@@ -173,8 +173,8 @@ send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 	struct conn *c = user;
 
 	(void)flags;
-	if (c->bev == NULL ||
-	    evbuffer_add(bufferevent_get_output(c->bev), data, len) == -1) {
+	/* behind the data frames queued this turn, never before them */
+	if (c->bev == NULL || conn_write_raw(c, data, len) == -1) {
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;
 	}

@@ -1,0 +1,248 @@
+#!/bin/sh
+# Side by side: run scenarios against Parley, RabbitMQ Web-STOMP and the
+# trivial reflector, each started fresh, the server pinned to one CPU and
+# the generator to another, then print the numbers and the ratios.
+#
+#   bench/compare.sh [-t parley,rabbitmq,reflector] [-n SUBS] [-d SECS]
+#                    [-s SIZE] [-w WINDOW] [-R RATES] [-I IDLE_CONNS]
+#                    [-r REPEATS] [-S CPU] [-G CPU] [-o CSV] [-T] [SCENARIO...]
+#
+# SCENARIO: fanout (default; a max-throughput run with a receipt window,
+# then one run per fixed rate in -R, comma-separated msg/s, default 10 --
+# a rate is skipped for a target whose max run reached less than half of
+# it), rooms, idle (-I connections, default 10000), storm, history (Parley
+# only: the others have no history).  Results are appended to the CSV
+# (default bench/results/compare-YYYYmmdd-HHMMSS.csv).  -r runs each
+# measurement several times; the table shows the median run.  Only the
+# table: bench/compare.sh -o FILE.csv -T
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+targets=parley,rabbitmq,reflector
+subs=1000
+dur=10
+size=100
+window=64
+rates=10
+idle=10000
+reps=1
+tableonly=0
+scpu=0
+gcpu=1
+csv=""
+while getopts t:n:d:s:w:R:I:r:S:G:o:T o; do
+	case $o in
+	t) targets=$OPTARG ;;
+	n) subs=$OPTARG ;;
+	d) dur=$OPTARG ;;
+	s) size=$OPTARG ;;
+	w) window=$OPTARG ;;
+	R) rates=$OPTARG ;;
+	I) idle=$OPTARG ;;
+	r) reps=$OPTARG ;;
+	T) tableonly=1 ;;
+	S) scpu=$OPTARG ;;
+	G) gcpu=$OPTARG ;;
+	o) csv=$OPTARG ;;
+	*) sed -n '2,16p' "$0" >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+scenarios=${*:-fanout}
+pb="$here/parley-bench"
+make -s -C "$here" >&2
+mkdir -p "$here/results"
+[ -n "$csv" ] || csv="$here/results/compare-$(date +%Y%m%d-%H%M%S).csv"
+work=$(mktemp -d "${TMPDIR:-/tmp}/parley-compare.XXXXXX")
+chmod 755 "$work"	# the rabbitmq user runs RabbitMQ from a directory in it
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+srvpid=""
+rmqdir=""
+cleanup() {
+	[ -z "$srvpid" ] || kill "$srvpid" 2>/dev/null || true
+	[ -z "$rmqdir" ] || "$here/run-rabbitmq.sh" stop "$rmqdir" || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start TARGET: sets srvpid, wsurl (and rmqdir for RabbitMQ)
+start() {
+	case $1 in
+	parley)
+		set -- $("$here/run-parley.sh" -c "$scpu" "$work/parley.$$.$(date +%s%N)")
+		srvpid=${1:-} wsurl=${2:-}
+		[ -n "$srvpid" ] || { echo "compare: parleyd did not start" >&2; exit 1; } ;;
+	rabbitmq)
+		rmqdir="$work/rabbitmq.$(date +%s%N)"
+		set -- $("$here/run-rabbitmq.sh" -c "$scpu" start "$rmqdir")
+		srvpid="" wsurl=${2:-} bpid=${1:-}
+		[ -n "$bpid" ] || { echo "compare: rabbitmq did not start" >&2; exit 1; } ;;
+	reflector)
+		port=$("$pb" port)
+		taskset -c "$scpu" "$pb" reflect -q --listen "127.0.0.1:$port" &
+		srvpid=$!
+		wsurl="ws://127.0.0.1:$port/ws"
+		sleep 0.3 ;;
+	esac
+}
+
+stop() {
+	if [ -n "$rmqdir" ]; then
+		"$here/run-rabbitmq.sh" stop "$rmqdir"
+		rmqdir=""
+	fi
+	if [ -n "$srvpid" ]; then
+		kill "$srvpid" 2>/dev/null || true
+		wait "$srvpid" 2>/dev/null || true
+		srvpid=""
+	fi
+}
+
+pidof_target() {
+	if [ "$1" = rabbitmq ]; then echo "$bpid"; else echo "$srvpid"; fi
+}
+
+# the last CSV row's value of column $1
+lastcol() {
+	tail -n 1 "$csv" | awk -F, -v h="$(head -n 1 "$csv")" -v want="$1" \
+	    'BEGIN { n = split(h, c, ","); for (i = 1; i <= n; i++) if (c[i] == want) k = i } { print $k }'
+}
+
+# gen target label scenario args...: $reps runs during which the rest of
+# the machine was quiet (other processes under 20% of a CPU), at most
+# 3 x $reps tries; noisy runs stay in the CSV, the table skips them
+gen() {
+	t=$1 label=$2 sc=$3
+	shift 3
+	good=0 tries=0
+	while [ $good -lt "$reps" ] && [ $tries -lt $((reps * 3)) ]; do
+		tries=$((tries + 1))
+		echo "--- $t: $sc $label (run $tries, $good of $reps quiet so far)" >&2
+		"$pb" "$sc" -t "$t" -u "$wsurl" -p "$(pidof_target "$t")" \
+		    --cpu "$gcpu" --csv "$csv" --label "$label" -q "$@" || true
+		other=$(lastcol other_cpu_pct)
+		if [ "${other%.*}" -le 20 ] 2>/dev/null; then
+			good=$((good + 1))
+		else
+			echo "--- noisy: other processes used ${other}% of a CPU" >&2
+			sleep 5
+		fi
+	done
+}
+
+# The table: per scenario, run and target the median run (by deliveries/s,
+# or connects/s for storm), and ratios for the same scenario and run:
+# max-throughput runs compare deliveries/s (ours/theirs); fixed-rate runs
+# compare p99 latency (theirs/ours, marked "L"); idle compares RSS per
+# connection (theirs/ours, marked "M"); storm compares connects/s.
+table() {
+awk -F, '
+NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+{
+	k = $col["scenario"] SUBSEP $col["label"] " " $col["subs"] SUBSEP $col["target"]
+	v = $col["scenario"] == "storm" ? $col["connects_per_s"] : $col["deliveries_per_s"]
+	if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+	noisy = ("other_cpu_pct" in col) && $col["other_cpu_pct"] + 0 > 20
+	if (noisy) { nn[k]++; nval[k, nn[k]] = v + 0; nrow[k, nn[k]] = $0; next }
+	n[k]++; val[k, n[k]] = v + 0; row[k, n[k]] = $0
+}
+END {
+	# a group with only noisy runs: use those (marked in the table)
+	for (o = 1; o <= nk; o++) {
+		k = order[o]
+		if (n[k] == 0) {
+			for (i = 1; i <= nn[k]; i++) { val[k, i] = nval[k, i]; row[k, i] = nrow[k, i] }
+			n[k] = nn[k]; allnoisy[k] = 1
+		}
+	}
+}
+function median(k,    i, j, t, idx, m) {
+	m = n[k]
+	for (i = 1; i <= m; i++) idx[i] = i
+	for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++)
+		if (val[k, idx[j]] < val[k, idx[i]]) { t = idx[i]; idx[i] = idx[j]; idx[j] = t }
+	return row[k, idx[int((m + 1) / 2)]]
+}
+function ratio(f, g, sc, rate) {
+	if (sc == "idle")
+		return g[col["server_rss_per_conn_b"]] > 0 && f[col["server_rss_per_conn_b"]] > 0 ? \
+		    sprintf("%.1fM", g[col["server_rss_per_conn_b"]] / f[col["server_rss_per_conn_b"]]) : "-"
+	if (sc == "storm")
+		return g[col["connects_per_s"]] > 0 ? sprintf("%.2f", f[col["connects_per_s"]] / g[col["connects_per_s"]]) : "-"
+	if (rate > 0)
+		return f[col["lat_p99_us"]] > 0 ? sprintf("%.1fL", g[col["lat_p99_us"]] / f[col["lat_p99_us"]]) : "-"
+	return g[col["deliveries_per_s"]] > 0 ? sprintf("%.2f", f[col["deliveries_per_s"]] / g[col["deliveries_per_s"]]) : "-"
+}
+END {
+	printf "\n%-8s %-15s %-9s %3s %11s %8s %8s %8s %8s %7s %9s %8s %8s %8s %s\n", "scenario", "run", "target", "n",
+	    "deliv/s", "p50 ms", "p99 ms", "max ms", "srv us/d", "srv CPU", "RSS/conn", "conn/s", "xRabbit", "xReflect", "missing/errors"
+	for (o = 1; o <= nk; o++) {
+		k = order[o]
+		split(k, kk, SUBSEP)
+		split(median(k), f, ",")
+		sc = kk[1]; rate = f[col["rate"]] + 0
+		xr = "-"; xf = "-"
+		kr = kk[1] SUBSEP kk[2] SUBSEP "rabbitmq"; kf = kk[1] SUBSEP kk[2] SUBSEP "reflector"
+		if (kk[3] != "rabbitmq" && (kr in seen)) { split(median(kr), g, ","); xr = ratio(f, g, sc, rate) }
+		if (kk[3] != "reflector" && (kf in seen)) { split(median(kf), g, ","); xf = ratio(f, g, sc, rate) }
+		rss = (sc == "idle" || sc == "storm") ? sprintf("%.1fK", f[col["server_rss_per_conn_b"]] / 1024) : "-"
+		printf "%-8s %-15s %-9s %3d %11.0f %8.2f %8.2f %8.2f %8.2f %6.0f%% %9s %8.0f %8s %8s %s/%s%s\n",
+		    sc, kk[2], kk[3], n[k], f[col["deliveries_per_s"]],
+		    f[col["lat_p50_us"]] / 1000, f[col["lat_p99_us"]] / 1000, f[col["lat_max_us"]] / 1000,
+		    f[col["server_us_per_delivery"]], f[col["server_cpu_pct"]], rss, f[col["connects_per_s"]],
+		    xr, xf, f[col["missing"]], f[col["errors"]],
+		    (f[col["generator_bound"]] == "no" ? "" : " GEN-BOUND(" f[col["generator_bound"]] ")") \
+		    (k in allnoisy ? " NOISY" : "")
+	}
+	print "run: label and subscribers (idle: connections); n: quiet runs (the median is shown); ratios: max runs ours/theirs deliveries/s; L = their p99 / our p99 at the same fixed rate; M = their RSS per connection / ours; storm ours/theirs connects/s"
+}' "$1"
+}
+
+if [ "$tableonly" = 1 ]; then
+	[ -r "$csv" ] || { echo "compare: -T needs -o CSV" >&2; exit 2; }
+	table "$csv"
+	exit 0
+fi
+
+echo "server on CPU $scpu, generator on CPU $gcpu (taskset); CSV: $csv" >&2
+for sc in $scenarios; do
+	for t in $(echo "$targets" | tr ',' ' '); do
+		if [ "$t" = rabbitmq ] && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+			echo "--- rabbitmq: not installed, skipped (apt-get install rabbitmq-server)" >&2
+			continue
+		fi
+		if [ "$sc" = history ] && [ "$t" != parley ]; then
+			echo "--- $t: no history/resume, skipped" >&2
+			continue
+		fi
+		start "$t"
+		case $sc in
+		fanout)
+			gen "$t" "max" fanout -n "$subs" -s "$size" -w "$window" -d "$dur" --drain 30
+			# the max run's deliveries/s: the last row of the CSV
+			max=$(lastcol deliveries_per_s)
+			max=${max%.*}
+			for r in $(echo "$rates" | tr ',' ' '); do
+				if [ $((r * subs)) -gt $((max * 2)) ]; then
+					echo "--- $t: ${r} msg/s skipped: offered $((r * subs)) deliveries/s, its max run reached $max" >&2
+					continue
+				fi
+				gen "$t" "${r}msg/s" fanout -n "$subs" -s "$size" -R "$r" -d "$dur" --drain 30
+			done ;;
+		rooms)
+			gen "$t" "max" rooms -n "$subs" -s "$size" -w "$window" -d "$dur" --drain 30 ;;
+		idle)
+			gen "$t" "idle" idle -n "$idle" -d "$dur" ;;
+		storm)
+			gen "$t" "storm" storm -n "$subs" ;;
+		history)
+			gen "$t" "history" history -n 100 --history 1000 ;;
+		*)
+			echo "compare: unknown scenario $sc" >&2; exit 2 ;;
+		esac
+		stop
+	done
+done
+
+table "$csv"

@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+'use strict';
+// A short run of the load generator (bench/parley-bench) against a real
+// parleyd: correctness only — every expected delivery arrives, no gaps, no
+// duplicates, no reordering, no errors — over WebSocket and over TCP, with
+// several publishers per room, and for a history resume.  Speed targets live
+// in the benchmark (bench/compare.sh), not here.
+const t = require('../lib/tap');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawn } = require('child_process');
+const { startParley, freePort, sleep, ROOT } = require('../lib/parley');
+
+const BUILD = process.env.PARLEY_BUILD ? path.resolve(process.env.PARLEY_BUILD) : path.join(ROOT, 'build');
+
+function run(cmd, args, opts = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, Object.assign({ stdio: ['ignore', 'pipe', 'pipe'] }, opts));
+    let out = '', err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('error', (e) => resolve({ code: -1, out, err: err + String(e) }));
+    p.on('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+// The generator: built by the tree's build if the lead wired it in, else
+// built here from bench/Makefile into a private directory.
+async function generator(tmp) {
+  const built = path.join(BUILD, 'bench', 'parley-bench');
+  if (fs.existsSync(built)) return built;
+  const dir = path.join(tmp, 'bench');
+  fs.mkdirSync(dir);
+  const r = await run('make', ['-s', '-C', path.join(ROOT, 'bench'), `B=${dir}`]);
+  if (r.code !== 0) throw new Error(`building bench/parley-bench failed:\n${r.out}${r.err}`);
+  return path.join(dir, 'parley-bench');
+}
+
+function lastRow(csvFile) {
+  const lines = fs.readFileSync(csvFile, 'utf8').trim().split('\n');
+  const head = lines[0].split(',');
+  const row = lines[lines.length - 1].split(',');
+  const o = {};
+  head.forEach((h, i) => { o[h] = row[i]; });
+  return o;
+}
+
+t.run(async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-bench-smoke-'));
+  let srv, refl;
+  try {
+    const pb = await generator(tmp);
+    t.ok(fs.existsSync(pb), 'the generator builds');
+    // the generator is one IP opening many connections and publishing fast
+    srv = await startParley({ ini: {
+      limits: { msg_rate: 0, byte_rate: 0, ip_max_connections: 0, ip_connect_rate: 0 },
+    } });
+    const csv = path.join(tmp, 'out.csv');
+
+    async function bench(name, args, check) {
+      const r = await run(pb, args.concat(['-p', String(srv.proc.pid), '--csv', csv, '--label', name, '-q']));
+      const row = fs.existsSync(csv) ? lastRow(csv) : {};
+      if (!t.is(r.code, 0, `${name}: generator exits 0`)) t.diag(r.out + r.err);
+      t.is(row.label, name, `${name}: a CSV row was written`);
+      t.ok(Number(row.expected) > 0, `${name}: deliveries were expected (${row.expected})`);
+      t.is(row.received, row.expected, `${name}: received == expected`);
+      t.is(row.missing, '0', `${name}: nothing missing`);
+      t.is(`${row.gaps}/${row.dups}/${row.reorder}`, '0/0/0', `${name}: no gaps, duplicates or reordering`);
+      t.is(`${row.errors}/${row.conn_errors}`, '0/0', `${name}: no errors`);
+      if (check) check(row, r);
+      return row;
+    }
+
+    // 1 room x 50 subscribers over WebSocket, receipt window
+    await bench('fanout-ws', ['fanout', '-u', srv.ws, '-n', '50', '-d', '2', '-w', '8'], (row) => {
+      t.is(Number(row.expected), Number(row.sent) * 50, 'fanout-ws: every message is expected at all 50 subscribers');
+      t.ok(Number(row.lat_p50_us) > 0, 'fanout-ws: latency measured');
+    });
+    // 4 rooms x 10 subscribers over STOMP/TCP, 2 publishers per room at a fixed rate
+    await bench('rooms-tcp', ['rooms', '-u', `tcp://127.0.0.1:${srv.stompPort}`, '-n', '40', '-r', '4',
+      '-P', '2', '-R', '200', '-d', '2'], (row) => {
+      t.is(Number(row.expected), Number(row.sent) * 10, 'rooms-tcp: every message is expected at its room\'s 10 subscribers');
+    });
+    // 10 clients resume 200 messages at once (since:0)
+    await bench('history', ['history', '-u', srv.ws, '-n', '10', '--history', '200'], (row) => {
+      t.is(row.expected, '2000', 'history: 10 clients x 200 messages expected');
+      t.ok(Number(row.resume_max_us) > 0, 'history: every client finished its resume');
+    });
+
+    t.like(await fetchMetrics(srv), /parley/, 'parleyd still answers /metrics');
+    t.is(await srv.stop(), 0, 'parleyd exits 0 on SIGTERM after the runs');
+    srv = null;
+
+    // The checker itself: the reflector drops, then duplicates, every n-th
+    // delivery; the generator must say so and exit non-zero.
+    for (const [fault, n] of [['drop-every', 37], ['dup-every', 41]]) {
+      const port = await freePort();
+      refl = spawn(pb, ['reflect', '-q', '--listen', `127.0.0.1:${port}`, `--${fault}`, String(n)], { stdio: 'ignore' });
+      await sleep(300);
+      const r = await run(pb, ['fanout', '-t', 'reflector', '-u', `ws://127.0.0.1:${port}/ws`, '-n', '20',
+        '-R', '200', '-d', '1', '--drain', '1', '--csv', csv, '--label', fault, '-q']);
+      refl.kill();
+      refl = null;
+      const row = lastRow(csv);
+      t.is(row.label, fault, `${fault}: the run against the faulty reflector was recorded`);
+      t.ok(r.code !== 0, `${fault}: the generator exits non-zero (${r.code})`);
+      if (fault === 'drop-every')
+        t.ok(Number(row.missing) > 0 && Number(row.gaps) > 0, `drop-every: missing (${row.missing}) and gaps (${row.gaps}) reported`);
+      else
+        t.ok(Number(row.dups) > 0 && row.missing === '0', `dup-every: duplicates (${row.dups}) reported, nothing missing`);
+    }
+  } finally {
+    if (srv) await srv.stop();
+    if (refl) refl.kill();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+async function fetchMetrics(srv) {
+  const { httpGet } = require('../lib/parley');
+  const r = await httpGet(`${srv.http}/metrics`);
+  return r.body;
+}
