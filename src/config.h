@@ -38,6 +38,7 @@ struct config {
 	int history_max;	/* max `history: n` and REST limit */
 	int drain_timeout_ms;	/* SIGTERM: time to flush and close */
 	char *instance_id;	/* "" = hostname-pid */
+	int presence_max;	/* join/leave only up to this many subs */
 
 	/* [tls] */
 	char *tls_listen;	/* "" = off */

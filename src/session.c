@@ -353,6 +353,8 @@ tx_free(struct tx *t)
 }
 
 static void publish_event(struct session *s, const char *room, int event);
+static void do_publish(struct session *s, const char *room, int event,
+    const struct stomp_frame *f, const char *receipt, unsigned flags);
 
 static void
 drop_sub(struct session *s, struct sub *sub, int announce)
@@ -360,12 +362,16 @@ drop_sub(struct session *s, struct sub *sub, int announce)
 	char room[PARLEY_ROOM_MAX + 1];
 
 	snprintf(room, sizeof(room), "%s", sub->room->name);
+	/* announced iff the join was: counted with this sub still in */
+	if (cfg->presence_max > 0 &&
+	    sub->room->nsubs > (size_t)cfg->presence_max)
+		announce = 0;
 	TAILQ_REMOVE(&s->subs, sub, session_entry);
 	s->nsubs--;
 	subx_free(sub->ext);
 	broker_unsubscribe(sub);
-	if (announce)
-		publish_event(s, room, PARLEY_EV_LEAVE);
+	if (announce && s->login[0] != '\0')
+		do_publish(s, room, PARLEY_EV_LEAVE, NULL, NULL, 0);
 }
 
 void
@@ -898,7 +904,15 @@ do_publish(struct session *s, const char *room, int event,
 static void
 publish_event(struct session *s, const char *room, int event)
 {
+	struct room *r;
+
 	if (s->login[0] == '\0')
+		return;
+	/* presence in a big room is N joins to N people: past the cap, the
+	 * room gets no join/leave events (typing still works) */
+	if (event == PARLEY_EV_JOIN &&
+	    cfg->presence_max > 0 && (r = broker_room(room)) != NULL &&
+	    r->nsubs > (size_t)cfg->presence_max)
 		return;
 	do_publish(s, room, event, NULL, NULL, 0);
 }

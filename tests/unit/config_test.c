@@ -190,6 +190,7 @@ same_values(const struct config *a, const struct config *b)
 	SAME_INT(history_max);
 	SAME_INT(drain_timeout_ms);
 	SAME_STR(instance_id);
+	SAME_INT(presence_max);
 	SAME_INT(msg_rate);
 	SAME_INT(msg_burst);
 	SAME_INT(byte_rate);
