@@ -94,6 +94,7 @@ struct session {
 	char *disconnect_receipt;	/* answer when pending reaches 0 */
 	int disconnecting;
 	struct stomp_buf out;		/* reusable frame builder */
+	struct barrier *commit;		/* COMMIT running: its receipt */
 	struct evbuffer *backlog;	/* input held back by rate limits */
 	int pause_ms;			/* set by on_frame: hold back input */
 	uint64_t resume_seq;
@@ -803,10 +804,31 @@ check_perm(struct session *s, const char *room, unsigned need,
 
 /* ------------------------------------------------------------ SEND */
 
+/*
+ * A COMMIT's receipt waits for the publishes its frames started: each
+ * holds the barrier, the last one to settle sends the receipt.
+ */
+struct barrier {
+	char *receipt;
+	int remaining;
+};
+
 struct pubctx {
 	struct session *s;
 	char *receipt;
+	struct barrier *barrier;
 };
+
+static void
+barrier_release(struct session *s, struct barrier *b)
+{
+	if (b == NULL || --b->remaining > 0)
+		return;
+	if (s->conn != NULL && s->state == S_CONNECTED && b->receipt != NULL)
+		send_receipt(s, b->receipt, NULL, NULL);
+	free(b->receipt);
+	free(b);
+}
 
 static void
 check_disconnect(struct session *s)
@@ -838,6 +860,7 @@ published(void *arg, int status, uint64_t position, const char *why)
 		}
 		check_disconnect(s);
 	}
+	barrier_release(s, pc->barrier);
 	free(pc->receipt);
 	free(pc);
 	session_unref(s);
@@ -890,10 +913,13 @@ do_publish(struct session *s, const char *room, int event,
 		return;
 	}
 	pc->s = s;
+	if ((pc->barrier = s->commit) != NULL)
+		pc->barrier->remaining++;
 	session_ref(s);
 	s->pending++;
 	if (broker_publish(&m, published, pc, &why) == -1) {
 		s->pending--;
+		barrier_release(s, pc->barrier);
 		send_error(s, receipt, "message not accepted", why);
 		free(pc->receipt);
 		free(pc);
@@ -1415,13 +1441,25 @@ handle_tx(struct session *s, struct stomp_frame *f, const char *receipt)
 		LIST_REMOVE(t, entry);
 		s->ntx--;
 		if (f->cmd == STOMP_CMD_COMMIT) {
-			/* run the frames in order, as if sent now */
+			struct barrier *b = calloc(1, sizeof(*b));
+
+			/* run the frames in order, as if sent now; the
+			 * receipt waits until their messages are durable */
+			if (b != NULL) {
+				b->remaining = 1;	/* held while running */
+				if (receipt != NULL)
+					b->receipt = strdup(receipt);
+				receipt = NULL;
+			}
+			s->commit = b;
 			while ((fc = STAILQ_FIRST(&t->frames)) != NULL &&
 			    s->state == S_CONNECTED) {
 				STAILQ_REMOVE_HEAD(&t->frames, entry);
 				handle_frame(s, &fc->f);
 				fcopy_free(fc);
 			}
+			s->commit = NULL;
+			barrier_release(s, b);
 		}
 		tx_free(t);
 	}
