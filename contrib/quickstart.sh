@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 contrib/setup-debian.sh
 [ -x configure ] || ./autogen.sh >/dev/null 2>&1
-mkdir -p build
-(cd build && { [ -f Makefile ] || ../configure --prefix="$top/_install" >configure.out 2>&1 || { cat configure.out; exit 1; }; } &&
+# its own build directory: build/ belongs to tests/run-all.sh (other prefix)
+mkdir -p build-run
+(cd build-run && { [ -f Makefile ] || ../configure --prefix="$top/_install" >configure.out 2>&1 || { cat configure.out; exit 1; }; } &&
   make -s -j"$(nproc)" >/dev/null && make -s install >/dev/null)
 mkdir -p _run
 cd _run
