@@ -161,4 +161,45 @@ function runParleyd(args, { cwd, env, binary } = {}) {
   });
 }
 
-module.exports = { startParley, runParleyd, freePort, sleep, httpGet, httpRequest, basic, iniText, PARLEYD, PLUGIN_DIR, ROOT };
+// Poll pred() (may be async; a throw counts as false) every 50 ms until it
+// returns something truthy, which is returned; throws after ms.
+async function waitFor(pred, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    let v = false;
+    try { v = await pred(); } catch (e) { v = false; }
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+// Does srv answer /readyz with 200?
+async function ready(srv) {
+  try { return (await httpGet(`${srv.http}/readyz`)).status === 200; } catch (e) { return false; }
+}
+
+// Every stored chat message of room on srv, oldest first, through REST.
+async function history(srv, room, login = 'tester') {
+  const out = [];
+  let after = '0';
+  for (;;) {
+    const r = await httpRequest('GET', `${srv.http}/api/v1/rooms/${room}/messages?after=${after}&limit=100`, undefined, basic(login));
+    if (r.status !== 200) throw new Error(`history ${srv.http}: ${r.status} ${r.body}`);
+    out.push(...r.json.messages);
+    if (!r.json.has_more || r.json.messages.length === 0) return out;
+    after = r.json.messages[r.json.messages.length - 1].position;
+  }
+}
+
+// null when every item of list is there once, else "what: item twice".
+function once(list, what) {
+  const seen = new Set();
+  for (const x of list) {
+    if (seen.has(x)) return `${what}: ${x} twice`;
+    seen.add(x);
+  }
+  return null;
+}
+
+module.exports = { waitFor, ready, history, once, startParley, runParleyd, freePort, sleep, httpGet, httpRequest, basic, iniText, PARLEYD, PLUGIN_DIR, ROOT };

@@ -13,49 +13,13 @@
 //  - entries a dead consumer left pending in B's group are reclaimed
 //    (XAUTOCLAIM after claim_idle_ms) and stored.
 const t = require('../lib/tap');
-const { startParley, sleep, httpGet, httpRequest, basic } = require('../lib/parley');
+const { basic, history, httpGet, httpRequest, once, ready, sleep, startParley, waitFor } = require('../lib/parley');
 const { connectWs } = require('../lib/stomp');
 const { startRedis } = require('../lib/svc-redis');
 
 const ROOM = 'lobby';
 
-async function waitFor(pred, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-async function ready(srv) {
-  try { return (await httpGet(`${srv.http}/readyz`)).status === 200; } catch (e) { return false; }
-}
-
-// Every stored chat message of room on srv, oldest first, through REST.
-async function history(srv, room) {
-  const out = [];
-  let after = '0';
-  for (;;) {
-    const r = await httpRequest('GET', `${srv.http}/api/v1/rooms/${room}/messages?after=${after}&limit=100`, undefined, basic('tester'));
-    if (r.status !== 200) throw new Error(`history ${srv.http}: ${r.status} ${r.body}`);
-    out.push(...r.json.messages);
-    if (!r.json.has_more || r.json.messages.length === 0) return out;
-    after = r.json.messages[r.json.messages.length - 1].position;
-  }
-}
-
 const chat = (c) => c.received.filter((m) => !m.headers.event);
-
-function once(list, what) {
-  const seen = new Set();
-  for (const x of list) {
-    if (seen.has(x)) return `${what}: ${x} twice`;
-    seen.add(x);
-  }
-  return null;
-}
 
 t.run(async () => {
   const redis = await startRedis({ password: 's3cret/x' });

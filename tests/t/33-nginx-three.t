@@ -11,22 +11,11 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn, execFileSync } = require('child_process');
-const { startParley, sleep, httpGet, freePort, ROOT } = require('../lib/parley');
+const { ROOT, freePort, httpGet, sleep, startParley, waitFor } = require('../lib/parley');
 const { connectWs } = require('../lib/stomp');
 const { startRedis } = require('../lib/svc-redis');
 
 const ROOM = 'plaza';
-
-async function waitFor(pred, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    let v = false;
-    try { v = await pred(); } catch (e) { v = false; }
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function startNginx(ports) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-nginx-'));
