@@ -2581,28 +2581,6 @@ url_parse(struct rbp *b, const char *url)
 
 static void rb_fini(void *state);
 
-/*
- * With a local store the persist group is named after the instance: warn
- * when that name is the default hostname-pid, which changes on restart
- * (a new group then replays the whole retained feed and the old one stays
- * behind).
- */
-static void
-warn_instance_id(const struct parley_host *host, struct parley_ctx *ctx)
-{
-	char hn[64], def[100];
-
-	if (gethostname(hn, sizeof(hn)) == -1)
-		return;
-	hn[sizeof(hn) - 1] = '\0';
-	snprintf(def, sizeof(def), "%s-%d", hn, (int)getpid());
-	if (strcmp(def, host->instance_id(ctx)) == 0)
-		host->log(ctx, PARLEY_LOG_WARN, "[server] instance_id is not "
-		    "set: this instance's persist group is named after its pid "
-		    "(%s) and changes on every restart; set a stable "
-		    "instance_id per instance", def);
-}
-
 /* Best effort at exit: write what hiredis still buffers (XACKs). */
 static void
 conn_flush(struct rconn *c, int ms)
@@ -2728,7 +2706,6 @@ rb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		snprintf(b->group, n, "%s", s);
 	else {
 		snprintf(b->group, n, "%s-%s", s, host->instance_id(ctx));
-		warn_instance_id(host, ctx);
 	}
 	snprintf(b->claim_cursor, sizeof(b->claim_cursor), "0-0");
 

@@ -237,6 +237,17 @@ main(int argc, char **argv)
 		goto out;
 	}
 	plugins_probe_start();
+	/* a persist feed with a local store names its consumer group after
+	 * the instance: hostname-pid changes on every restart */
+	if ((plugins.backplane->p->backplane->flags & PARLEY_BP_PERSIST_FEED) &&
+	    !(plugins.storage->p->storage->flags & PARLEY_ST_SHARED) &&
+	    cfg->instance_id[0] == '\0')
+		log_warn("%s: [server] instance_id is not set: the %s "
+		    "backplane names this instance's persist group after "
+		    "hostname-pid, which changes on every restart (a new group "
+		    "replays the retained feed, the old one stays behind); set "
+		    "a stable instance_id per instance", cfg->file,
+		    cfg->backplane);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(base, SIGINT, on_signal, NULL);
 	event_add(sigterm, NULL);
