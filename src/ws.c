@@ -149,6 +149,22 @@ ws_check_upgrade(const struct ws_request *r, const char *origins,
 
 /* ------------------------------------------------------------ framing */
 
+/*
+ * A connection's WebSocket state.  wslay's context (two 4 KiB buffers) only
+ * exists while it holds something: between messages, with every byte it
+ * was given turned into whole frames, it is freed, and made again when the
+ * next bytes arrive.  An idle connection then costs a few dozen bytes here.
+ */
+struct ws {
+	wslay_event_context_ptr ctx;	/* NULL while idle */
+	size_t max_msg;
+	uint64_t handed;	/* bytes given to this ctx */
+	uint64_t framed;	/* bytes of the frames it finished */
+	uint64_t cur;		/* size of the frame being read */
+	int in_msg;		/* a fragmented message is open */
+	int close_sent;		/* a close frame went out */
+};
+
 static ssize_t
 recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
     void *user)
@@ -163,6 +179,7 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
+	((struct ws *)c->ws)->handed += (uint64_t)n;
 	return n;
 }
 
@@ -226,32 +243,77 @@ msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg
 	}
 }
 
+static void
+frame_start_cb(wslay_event_context_ptr ctx,
+    const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+	struct conn *c = user;
+	struct ws *w = c->ws;
+	uint64_t len = arg->payload_length;
+
+	(void)ctx;
+	/* client frames: 2-byte header, extended length, 4-byte mask */
+	w->cur = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + 4 + len;
+	if (arg->opcode < 0x8)		/* data or continuation */
+		w->in_msg = !arg->fin;
+}
+
+static void
+frame_end_cb(wslay_event_context_ptr ctx, void *user)
+{
+	struct conn *c = user;
+	struct ws *w = c->ws;
+
+	(void)ctx;
+	w->framed += w->cur;
+	w->cur = 0;
+}
+
 static const struct wslay_event_callbacks callbacks = {
-	recv_cb, send_cb, genmask_cb, NULL, NULL, NULL, msg_cb
+	recv_cb, send_cb, genmask_cb, frame_start_cb, NULL, frame_end_cb,
+	msg_cb
 };
+
+static int
+ws_ctx_new(struct conn *c)
+{
+	struct ws *w = c->ws;
+
+	if (wslay_event_context_server_init(&w->ctx, &callbacks, c) != 0) {
+		w->ctx = NULL;
+		return -1;
+	}
+	/* STOMP frames ride in messages: the frame limit bounds them */
+	wslay_event_config_set_max_recv_msg_length(w->ctx, w->max_msg);
+	w->handed = w->framed = w->cur = 0;
+	return 0;
+}
 
 int
 ws_init(struct conn *c, size_t max_msg)
 {
-	wslay_event_context_ptr ctx;
+	struct ws *w;
 
-	if (wslay_event_context_server_init(&ctx, &callbacks, c) != 0)
+	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return -1;
-	/* STOMP frames ride in messages: the frame limit bounds them */
-	wslay_event_config_set_max_recv_msg_length(ctx, max_msg);
-	c->ws = ctx;
-	return 0;
+	w->max_msg = max_msg;
+	c->ws = w;
+	return 0;		/* the wslay context comes with the first bytes */
 }
 
 void
 ws_input(struct conn *c)
 {
-	wslay_event_context_ptr ctx = c->ws;
+	struct ws *w = c->ws;
 	int rv;
 
-	rv = wslay_event_recv(ctx);
+	if (w->ctx == NULL && ws_ctx_new(c) == -1) {
+		conn_close(c, 1011, "out of memory");
+		return;
+	}
+	rv = wslay_event_recv(w->ctx);
 	if (!c->closed && c->ws != NULL)
-		wslay_event_send(ctx);
+		wslay_event_send(w->ctx);
 	if (c->closed || c->closing)
 		return;
 	if (rv != 0) {
@@ -259,10 +321,11 @@ ws_input(struct conn *c)
 		conn_close(c, 1011, "WebSocket receive failed");
 		return;
 	}
-	if (wslay_event_get_close_received(ctx) ||
-	    wslay_event_get_close_sent(ctx)) {
-		uint16_t code = wslay_event_get_status_code_sent(ctx);
+	if (wslay_event_get_close_received(w->ctx) ||
+	    wslay_event_get_close_sent(w->ctx)) {
+		uint16_t code = wslay_event_get_status_code_sent(w->ctx);
 
+		w->close_sent |= wslay_event_get_close_sent(w->ctx);
 		if (code == 1002 || code == 1009)
 			stats.err_ws++;
 		if (code != WSLAY_CODE_NORMAL_CLOSURE &&
@@ -270,33 +333,53 @@ ws_input(struct conn *c)
 			log_info("%s: WebSocket closed with code %u", c->peer,
 			    code);
 		conn_close(c, code, "WebSocket closed");
+		return;
+	}
+	/* between messages and nothing half-read: drop the context */
+	if (!w->in_msg && w->cur == 0 && w->handed == w->framed &&
+	    !wslay_event_want_write(w->ctx)) {
+		wslay_event_context_free(w->ctx);
+		w->ctx = NULL;
 	}
 }
 
 int
 ws_can_send(struct conn *c)
 {
-	return c->ws != NULL && !wslay_event_get_close_sent(c->ws);
+	struct ws *w = c->ws;
+
+	if (w == NULL || w->close_sent)
+		return 0;
+	return w->ctx == NULL || !wslay_event_get_close_sent(w->ctx);
 }
 
 void
 ws_close(struct conn *c, int code, const char *reason)
 {
-	wslay_event_context_ptr ctx = c->ws;
+	struct ws *w = c->ws;
 	size_t n = reason ? strlen(reason) : 0;
 
-	if (ctx == NULL || wslay_event_get_close_sent(ctx))
+	if (w == NULL || w->close_sent)
+		return;
+	if (w->ctx == NULL && ws_ctx_new(c) == -1)
+		return;
+	if (wslay_event_get_close_sent(w->ctx))
 		return;
 	if (n > 123)
 		n = 123;	/* control frame payload limit */
-	wslay_event_queue_close(ctx, (uint16_t)code, (const uint8_t *)reason,
-	    n);
-	wslay_event_send(ctx);
+	wslay_event_queue_close(w->ctx, (uint16_t)code,
+	    (const uint8_t *)reason, n);
+	wslay_event_send(w->ctx);
+	w->close_sent = 1;
 }
 
 void
 ws_free(struct conn *c)
 {
-	wslay_event_context_free(c->ws);
+	struct ws *w = c->ws;
+
+	if (w != NULL && w->ctx != NULL)
+		wslay_event_context_free(w->ctx);
+	free(w);
 	c->ws = NULL;
 }
