@@ -20,6 +20,7 @@
 #include "batcher.h"
 #include "broker.h"
 #include "config.h"
+#include "conn.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -46,6 +47,7 @@ room_free(const char *key, void *value, void *arg)
 
 	(void)key;
 	(void)arg;
+	free(r->fan);
 	free(r->name);
 	free(r);
 }
@@ -106,7 +108,6 @@ room_get(const char *name)
 		free(r);
 		return NULL;
 	}
-	TAILQ_INIT(&r->subs);
 	return r;
 }
 
@@ -126,41 +127,98 @@ sub_buffer(struct sub *s, struct pmsg *p)
 	return 0;
 }
 
+/* The fan entry of s follows its state. */
+static void
+fan_refresh(struct sub *s)
+{
+	struct fan *f = &s->room->fan[s->fan];
+
+	f->conn = s->replaying ? NULL : s->direct;
+	f->head = s->head;
+	f->head_len = s->head_len;
+}
+
+void
+broker_sub_direct(struct sub *s, struct conn *conn, const char *head,
+    size_t head_len)
+{
+	s->direct = conn;
+	s->head = head;
+	s->head_len = head_len;
+	fan_refresh(s);
+}
+
+/* Close the holes left by unsubscribes during a fan-out. */
+static void
+fan_compact(struct room *r)
+{
+	size_t i, j;
+
+	for (i = j = 0; i < r->nfan; i++) {
+		if (r->fan[i].sub == NULL)
+			continue;
+		if (i != j) {
+			r->fan[j] = r->fan[i];
+			r->fan[j].sub->fan = j;
+		}
+		j++;
+	}
+	r->nfan = j;
+	r->holes = 0;
+}
+
 void
 broker_deliver(const struct parley_msg *m)
 {
 	struct room *r;
-	struct sub *s, *next;
 	struct pmsg *p;
+	struct fan *f;
+	uint64_t pos = m->position;
+	size_t i;
 
 	if ((r = room_get(m->room)) == NULL)
 		return;
-	if (m->position <= r->last_position) {
+	if (pos <= r->last_position) {
 		log_debug("room %s: dropping duplicate position %llu", m->room,
-		    (unsigned long long)m->position);
+		    (unsigned long long)pos);
 		return;
 	}
 	if ((p = pmsg_new(m, NULL)) == NULL) {
 		log_error("room %s: dropping message %s at position %llu: "
 		    "malformed fields or out of memory", m->room,
-		    m->id ? m->id : "?", (unsigned long long)m->position);
+		    m->id ? m->id : "?", (unsigned long long)pos);
 		return;
 	}
-	r->last_position = m->position;
+	r->last_position = pos;
 	r->messages++;
-	for (s = TAILQ_FIRST(&r->subs); s != NULL; s = next) {
-		/* a delivery can close a slow consumer, removing s */
-		next = TAILQ_NEXT(s, room_entry);
-		if (s->replaying)
-			sub_buffer(s, p);
+	/*
+	 * A delivery can close a slow consumer and so remove subscribers:
+	 * while busy, removal leaves a hole (sub NULL) instead of moving
+	 * entries, and subscribers added meanwhile start after pos.  The
+	 * array may be reallocated by a subscribe, hence r->fan[i] each time.
+	 */
+	r->busy++;
+	for (i = 0; i < r->nfan; i++) {
+		f = &r->fan[i];
+		if (pos <= f->last_position || f->sub == NULL)
+			continue;	/* already sent (seam, duplicate) */
+		if (f->conn != NULL) {
+			f->last_position = pos;
+			if (conn_send_msg(f->conn, f->head, f->head_len,
+			    p) == 0)
+				stats.deliveries++;
+		} else if (f->sub->replaying)
+			sub_buffer(f->sub, p);
 		else
-			session_deliver(s, p);
+			session_deliver(f->sub, p);
 	}
+	if (--r->busy == 0 && r->holes > 0)
+		fan_compact(r);
 	/* persist-feed backplanes say what to store through host->persist */
 	if (p->stored && !(plugins.backplane->p->backplane->flags &
 	    PARLEY_BP_PERSIST_FEED) && batcher_add(p) == -1)
 		log_error("room %s: out of memory queueing position %llu for "
-		    "storage", m->room, (unsigned long long)m->position);
+		    "storage", m->room, (unsigned long long)pos);
 	pmsg_unref(p);
 }
 
@@ -360,6 +418,7 @@ resume_finish(struct resume *rs)
 	if (s == NULL)
 		goto out;
 	s->replaying = 0;
+	fan_refresh(s);
 	if (rs->status != 0)
 		log_warn("room %s: resume from storage failed: %s (replaying "
 		    "only what the backplane and memory hold, "
@@ -393,9 +452,9 @@ resume_finish(struct resume *rs)
 	for (i = first; i < n && s->session != NULL; i++)
 		session_deliver(s, all[i]);
 live:
-	last = s->last_position;
+	last = *sub_last_position(s);
 	if (rs->kind == RESUME_SINCE && last < rs->since)
-		s->last_position = last = rs->since;
+		*sub_last_position(s) = last = rs->since;
 	stats.resumes++;
 	if (!recovered)
 		stats.resumes_unrecovered++;
@@ -440,11 +499,26 @@ broker_subscribe(struct session *ses, const char *id, const char *room,
 		free(s);
 		return NULL;
 	}
+	if (r->nfan == r->capfan) {
+		size_t cap = r->capfan ? r->capfan * 2 : 8;
+		struct fan *v = realloc(r->fan, cap * sizeof(*v));
+
+		if (v == NULL) {
+			free(s->receipt);
+			free(s->id);
+			free(s);
+			return NULL;
+		}
+		r->fan = v;
+		r->capfan = cap;
+	}
 	s->session = ses;
 	s->room = r;
 	s->ack = ack;
-	s->last_position = r->last_position;
-	TAILQ_INSERT_TAIL(&r->subs, s, room_entry);
+	s->fan = r->nfan++;
+	memset(&r->fan[s->fan], 0, sizeof(r->fan[s->fan]));
+	r->fan[s->fan].sub = s;
+	r->fan[s->fan].last_position = r->last_position;
 	if (r->nsubs++ == 0 && bp->p->backplane->watch_room != NULL)
 		bp->p->backplane->watch_room(bp->state, room);
 	if (rk == RESUME_NONE)
@@ -453,7 +527,8 @@ broker_subscribe(struct session *ses, const char *id, const char *room,
 	if ((rs = calloc(1, sizeof(*rs))) == NULL)
 		goto fail;
 	s->replaying = 1;
-	s->last_position = 0;
+	*sub_last_position(s) = 0;
+	fan_refresh(s);
 	s->resume = rs;
 	rs->sub = s;
 	snprintf(rs->room, sizeof(rs->room), "%s", room);
@@ -481,7 +556,17 @@ broker_unsubscribe(struct sub *s)
 	struct room *r = s->room;
 	size_t i;
 
-	TAILQ_REMOVE(&r->subs, s, room_entry);
+	if (r->busy) {
+		/* a fan-out is walking the array: leave a hole */
+		memset(&r->fan[s->fan], 0, sizeof(r->fan[s->fan]));
+		r->holes++;
+	} else {
+		/* the last entry takes its place */
+		if (s->fan != --r->nfan) {
+			r->fan[s->fan] = r->fan[r->nfan];
+			r->fan[s->fan].sub->fan = s->fan;
+		}
+	}
 	if (--r->nsubs == 0 && bp != NULL &&
 	    bp->p->backplane->unwatch_room != NULL)
 		bp->p->backplane->unwatch_room(bp->state, r->name);

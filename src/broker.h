@@ -20,27 +20,50 @@ enum ack_mode { ACK_AUTO = 0, ACK_CLIENT, ACK_CLIENT_INDIVIDUAL };
 
 enum resume_kind { RESUME_NONE = 0, RESUME_SINCE, RESUME_HISTORY };
 
+struct conn;
+
 struct sub {
 	struct session *session;	/* owner */
 	struct room *room;
+	size_t fan;			/* index in room->fan */
 	char *id;			/* client's subscription id */
 	enum ack_mode ack;
-	uint64_t last_position;		/* newest position sent: seam dedupe */
 	int replaying;			/* resume in progress: buffer live */
+	struct conn *direct;		/* see broker_sub_direct */
+	const char *head;
+	size_t head_len;
 	struct pmsg **buf;		/* live messages buffered while replaying */
 	size_t nbuf, capbuf;
 	char *receipt;			/* SUBSCRIBE receipt, sent after resume */
 	struct resume *resume;		/* replay job in flight, or NULL */
 	void *ext;			/* session's per-sub data (acks) */
-	TAILQ_ENTRY(sub) room_entry;
 	TAILQ_ENTRY(sub) session_entry;
 };
 TAILQ_HEAD(subq, sub);
 
+/*
+ * A room's subscribers as the fan-out loop sees them: one contiguous array,
+ * so delivering to N subscribers walks N small entries instead of chasing
+ * sub -> session -> connection pointers.  conn is set for a subscriber that
+ * takes plain MESSAGE frames (auto ack, connected, not replaying): those
+ * are written straight to the connection.  The others (sub->replaying,
+ * client ack modes) go through session_deliver.
+ */
+struct fan {
+	struct sub *sub;		/* NULL: removed during a fan-out */
+	struct conn *conn;
+	const char *head;		/* "MESSAGE\nsubscription:ID\n" */
+	size_t head_len;
+	uint64_t last_position;		/* newest position sent: seam dedupe */
+};
+
 struct room {
 	char *name;
-	struct subq subs;
-	size_t nsubs;
+	struct fan *fan;
+	size_t nfan, capfan;		/* entries (holes included), allocated */
+	size_t nsubs;			/* subscribers */
+	int busy;			/* fan-outs in progress */
+	int holes;			/* entries removed while busy */
 	uint64_t last_position;		/* newest delivered */
 	uint64_t messages;		/* delivered through this instance */
 };
@@ -65,6 +88,21 @@ struct sub *broker_subscribe(struct session *s, const char *id,
 	    uint64_t since, int history, const char *receipt);
 /* Remove and free sub. */
 void	broker_unsubscribe(struct sub *sub);
+/*
+ * The session's fast path for sub: plain MESSAGE frames made of head (kept
+ * by the caller while the sub lives) and the shared tail go straight to
+ * conn.  conn NULL switches it off (every delivery goes through
+ * session_deliver).
+ */
+void	broker_sub_direct(struct sub *sub, struct conn *conn,
+	    const char *head, size_t head_len);
+
+/* Newest position sent to sub (seam dedupe); settable. */
+static inline uint64_t *
+sub_last_position(struct sub *s)
+{
+	return &s->room->fan[s->fan].last_position;
+}
 
 /*
  * Publish m (position 0, id/sender/timestamp set; borrowed).  cb runs once

@@ -1,10 +1,11 @@
 /*
  * conn.c - listeners, accepted connections and their output.
  *
- * Output path: every frame is appended to the bufferevent's output buffer;
- * libevent writes it on the next loop turn, so one write carries all frames
- * queued in that turn.  MESSAGE frames reference the shared tail of the
- * message instead of copying it when it is large.
+ * Output path: every frame is appended to the connection's flat output
+ * buffer; at the end of the loop turn one send(2) carries all frames queued
+ * in that turn, and only what the socket does not take goes through the
+ * bufferevent.  MESSAGE frames reference the shared tail of the message
+ * instead of copying it when it is large.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,6 +48,8 @@ static struct event_base *base;
 static struct connq conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct connq dirty = TAILQ_HEAD_INITIALIZER(dirty);
 static struct event *flush_ev;
+static struct connq bigq = TAILQ_HEAD_INITIALIZER(bigq);
+static struct event *trim_ev;
 static int flush_armed;
 static size_t nconns;
 static struct evconnlistener *listeners[4];
@@ -61,13 +64,16 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_destroy(struct conn *c);
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
+static void trim_cb(evutil_socket_t fd, short what, void *arg);
 
 int
 conn_init(struct config *c, struct event_base *b)
 {
 	cfg = c;
 	base = b;
-	if ((flush_ev = event_new(base, -1, 0, flush_cb, NULL)) == NULL)
+	if ((flush_ev = event_new(base, -1, 0, flush_cb, NULL)) == NULL ||
+	    (trim_ev = event_new(base, -1, EV_PERSIST, trim_cb, NULL)) ==
+	    NULL)
 		return -1;
 	return 0;
 }
@@ -94,7 +100,7 @@ conn_outbound_total(size_t *max)
 	TAILQ_FOREACH(c, &conns, entry) {
 		if (c->bev == NULL)
 			continue;
-		n = evbuffer_get_length(bufferevent_get_output(c->bev));
+		n = conn_outbound(c);
 		total += n;
 		if (n > *max)
 			*max = n;
@@ -154,12 +160,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	if (c->bev == NULL) {
 		access_ip_release(addr);
 		evutil_closesocket(fd);
-		free(c);
-		return;
-	}
-	if ((c->pend = evbuffer_new()) == NULL) {
-		bufferevent_free(c->bev);
-		access_ip_release(addr);
 		free(c);
 		return;
 	}
@@ -291,6 +291,9 @@ conn_fini(void)
 	if (flush_ev != NULL)
 		event_free(flush_ev);
 	flush_ev = NULL;
+	if (trim_ev != NULL)
+		event_free(trim_ev);
+	trim_ev = NULL;
 	if (tls_ctx != NULL)
 		SSL_CTX_free(tls_ctx);
 	tls_ctx = NULL;
@@ -363,9 +366,9 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	/* output fully flushed (and nothing queued this turn) */
-	if (c->closing && !c->closed && !c->dirty &&
-	    evbuffer_get_length(c->pend) == 0)
+	/* the bufferevent's output is empty: send directly again */
+	c->bev_busy = 0;
+	if (c->closing && !c->closed && !c->dirty && conn_outbound(c) == 0)
 		conn_destroy(c);
 }
 
@@ -396,31 +399,79 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ------------------------------------------------------------ output */
 
+/* Output buffers up to this size stay allocated between turns. */
+#define OBUF_KEEP 1024
+
 size_t
 conn_outbound(struct conn *c)
 {
-	return evbuffer_get_length(c->pend) +
-	    evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t n = c->olen;
+
+	if (c->pend != NULL)
+		n += evbuffer_get_length(c->pend);
+	if (c->bev_busy || c->tls)
+		n += evbuffer_get_length(bufferevent_get_output(c->bev));
+	return n;
+}
+
+struct evbuffer *
+conn_output(struct conn *c)
+{
+	c->bev_busy = 1;
+	return bufferevent_get_output(c->bev);
+}
+
+/* Move obuf's bytes from off on to the bufferevent, which writes them
+ * when the socket takes them (and calls conn_write_cb when done). */
+static void
+obuf_to_bev(struct conn *c, size_t off)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (c->pend != NULL && evbuffer_get_length(c->pend) > 0)
+		evbuffer_add_buffer(out, c->pend);
+	if (off < c->olen)
+		evbuffer_add(out, c->obuf + off, c->olen - off);
+	c->olen = 0;
+	c->bev_busy = 1;
 }
 
 /*
  * End of the loop turn: write what each connection queued.  When nothing
- * is waiting in the bufferevent, one writev goes straight to the socket
- * (no EV_WRITE to arm and disarm); the rest, if any, moves (not copied)
- * to the bufferevent, which writes it when the socket can take it.
+ * is waiting in the bufferevent, one send goes straight to the socket (no
+ * EV_WRITE to arm and disarm); the rest, if any, goes to the bufferevent,
+ * which writes it when the socket can take it.
  */
 static void
 flush_one(struct conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t off = 0;
+	ssize_t n;
 
-	/* a failed write (EAGAIN, or an error the bufferevent will meet and
-	 * report itself) leaves the bytes in pend for the bufferevent */
-	if (!c->tls && evbuffer_get_length(out) == 0)
-		(void)evbuffer_write(c->pend, bufferevent_getfd(c->bev));
-	if (evbuffer_get_length(c->pend) > 0)
-		evbuffer_add_buffer(out, c->pend);
-	else if (c->closing && evbuffer_get_length(out) == 0)
+	if (c->pend != NULL && evbuffer_get_length(c->pend) > 0) {
+		/* frames with referenced tails: keep the order, one writev */
+		if (c->olen > 0)
+			evbuffer_add(c->pend, c->obuf, c->olen);
+		c->olen = 0;
+		if (!c->tls && !c->bev_busy)
+			(void)evbuffer_write(c->pend,
+			    bufferevent_getfd(c->bev));
+		if (evbuffer_get_length(c->pend) > 0)
+			obuf_to_bev(c, 0);
+	} else if (c->olen > 0) {
+		/* a failed send (EAGAIN, or an error the bufferevent will meet
+		 * and report itself) leaves the bytes to the bufferevent */
+		if (!c->tls && !c->bev_busy) {
+			n = send(bufferevent_getfd(c->bev), c->obuf, c->olen,
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n > 0)
+				off = (size_t)n;
+		}
+		if (off < c->olen)
+			obuf_to_bev(c, off);
+		c->olen = 0;
+	}
+	if (c->closing && conn_outbound(c) == 0)
 		conn_destroy(c);
 }
 
@@ -445,6 +496,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 static void
 mark_dirty(struct conn *c)
 {
+	c->wrote = 1;
 	if (c->dirty)
 		return;
 	c->dirty = 1;
@@ -456,13 +508,79 @@ mark_dirty(struct conn *c)
 	}
 }
 
+/*
+ * Big output buffers are kept while a connection is busy (no realloc per
+ * turn) and freed once a second pass finds them unused since the last:
+ * a burst (a history replay, say) does not pin its buffer for the life of
+ * an idle connection.
+ */
+static void
+obuf_free(struct conn *c)
+{
+	if (c->obig) {
+		TAILQ_REMOVE(&bigq, c, big_entry);
+		c->obig = 0;
+	}
+	free(c->obuf);
+	c->obuf = NULL;
+	c->olen = c->ocap = 0;
+}
+
+static void
+trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c, *next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (c = TAILQ_FIRST(&bigq); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, big_entry);
+		if (c->olen == 0 && !c->oused)
+			obuf_free(c);
+		else
+			c->oused = 0;
+	}
+	if (TAILQ_EMPTY(&bigq))
+		event_del(trim_ev);
+}
+
+/* Room for n more bytes in obuf; NULL when out of memory. */
+static unsigned char *
+obuf_grow(struct conn *c, size_t n)
+{
+	size_t cap;
+	unsigned char *b;
+
+	c->oused = 1;
+	if (c->olen + n <= c->ocap)
+		return c->obuf + c->olen;
+	for (cap = c->ocap ? c->ocap * 2 : 512; cap < c->olen + n; cap *= 2)
+		;
+	if ((b = realloc(c->obuf, cap)) == NULL)
+		return NULL;
+	c->obuf = b;
+	c->ocap = cap;
+	if (cap > OBUF_KEEP && !c->obig) {
+		struct timeval sec = { 1, 0 };
+
+		if (TAILQ_EMPTY(&bigq))
+			event_add(trim_ev, &sec);
+		TAILQ_INSERT_TAIL(&bigq, c, big_entry);
+		c->obig = 1;
+	}
+	return b + c->olen;
+}
+
 int
 conn_write_raw(struct conn *c, const void *data, size_t len)
 {
-	if (c->closed || c->pend == NULL)
+	unsigned char *b;
+
+	if (c->closed || c->bev == NULL || (b = obuf_grow(c, len)) == NULL)
 		return -1;
-	if (evbuffer_add(c->pend, data, len) == -1)
-		return -1;
+	memcpy(b, data, len);
+	c->olen += len;
 	mark_dirty(c);
 	return 0;
 }
@@ -521,42 +639,39 @@ static int
 conn_append(struct conn *c, const void *head, size_t head_len,
     struct pmsg *p, int binary)
 {
-	struct evbuffer *out = c->pend;
-	size_t total = head_len + (p ? p->tail_len : 0);
-	unsigned char buf[SHARE_MIN + 512];
-	size_t n = 0;
+	size_t tail = p ? p->tail_len : 0, total = head_len + tail;
+	unsigned char hdr[10], *b;
+	size_t hn = 0;
+	int ref = p != NULL && tail >= SHARE_MIN;
 
 	if (c->kind == CONN_WS) {
 		if (!ws_can_send(c))
 			return -1;
-		n = ws_frame_header(buf, binary ? 0x2 : 0x1, total);
-		stats.bytes_out += n;
+		hn = ws_frame_header(hdr, binary ? 0x2 : 0x1, total);
+		stats.bytes_out += hn;
 	}
-	/* header, head and a small tail in one append: one chain touch */
-	if (head_len > 0 && n + head_len <= sizeof(buf)) {
-		memcpy(buf + n, head, head_len);
-		n += head_len;
-		head_len = 0;
-	}
-	if (p != NULL && p->tail_len < SHARE_MIN && head_len == 0 &&
-	    n + p->tail_len <= sizeof(buf)) {
-		memcpy(buf + n, p->tail, p->tail_len);
-		n += p->tail_len;
-		p = NULL;
-	}
-	if (n > 0)
-		evbuffer_add(out, buf, n);
-	if (head_len > 0)
-		evbuffer_add(out, head, head_len);
-	if (p != NULL) {
-		if (p->tail_len < SHARE_MIN)
-			evbuffer_add(out, p->tail, p->tail_len);
-		else {
-			pmsg_ref(p);
-			if (evbuffer_add_reference(out, p->tail, p->tail_len,
-			    tail_release, p) == -1)
-				pmsg_unref(p);
-		}
+	if (ref) {
+		/* a large shared tail is referenced, not copied: the frame
+		 * goes to pend, behind everything queued before it */
+		if (c->pend == NULL && (c->pend = evbuffer_new()) == NULL)
+			return -1;
+		if (c->olen > 0)
+			evbuffer_add(c->pend, c->obuf, c->olen);
+		c->olen = 0;
+		evbuffer_add(c->pend, hdr, hn);
+		evbuffer_add(c->pend, head, head_len);
+		pmsg_ref(p);
+		if (evbuffer_add_reference(c->pend, p->tail, tail,
+		    tail_release, p) == -1)
+			pmsg_unref(p);
+	} else {
+		if ((b = obuf_grow(c, hn + total)) == NULL)
+			return -1;
+		memcpy(b, hdr, hn);
+		memcpy(b + hn, head, head_len);
+		if (tail > 0)
+			memcpy(b + hn + head_len, p->tail, tail);
+		c->olen += hn + total;
 	}
 	stats.bytes_out += total;
 	stats.frames_out++;
@@ -647,6 +762,7 @@ conn_destroy(struct conn *c)
 	if (c->pend != NULL)
 		evbuffer_free(c->pend);
 	c->pend = NULL;
+	obuf_free(c);
 	if (c->admitted)
 		access_ip_release(c->ip);
 	c->admitted = 0;

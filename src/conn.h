@@ -41,11 +41,21 @@ struct conn {
 	char ip[48];			/* peer address, for per-IP limits */
 	int tls;			/* bufferevent_openssl */
 	/*
-	 * Frames queued this loop turn.  A flush at the end of the turn
-	 * writes them with one writev when the socket takes them, and moves
-	 * what is left to the bufferevent's output.
+	 * Frames queued this loop turn, in one flat buffer (obuf) kept
+	 * between turns while small.  A flush at the end of the turn sends
+	 * it with one send(2) when the socket takes it and moves what is left
+	 * to the bufferevent's output.  pend (created on first use) holds
+	 * frames that reference a large shared tail instead of copying it;
+	 * its bytes go before obuf's.
 	 */
+	unsigned char *obuf;
+	size_t olen, ocap;
 	struct evbuffer *pend;
+	int bev_busy;			/* bytes may wait in the bufferevent */
+	int obig;			/* obuf above OBUF_KEEP: on the trim list */
+	int oused;			/* obuf used since the last trim pass */
+	TAILQ_ENTRY(conn) big_entry;
+	int wrote;			/* a frame was queued (heart-beats) */
 	int dirty;			/* on the flush list */
 	TAILQ_ENTRY(conn) dirty_entry;
 	int admitted;			/* counted in the per-IP table */
@@ -85,6 +95,9 @@ int	conn_write_raw(struct conn *c, const void *data, size_t len);
 /* Like conn_send without the outbound limit: the last frame before a
  * close (the slow-consumer ERROR). */
 int	conn_send_final(struct conn *c, const void *data, size_t len);
+/* The bufferevent's output, for HTTP responses written there directly
+ * (marks the connection's output busy, so direct sends wait for it). */
+struct evbuffer *conn_output(struct conn *c);
 /* Queued output bytes. */
 size_t	conn_outbound(struct conn *c);
 /*

@@ -269,7 +269,7 @@ on_headers_complete(http_parser *p)
 
 		if (ex != NULL && strcasecmp(ex, "100-continue") == 0) {
 			if (media_upload_accepting(h->req.upload))
-				evbuffer_add(bufferevent_get_output(h->c->bev),
+				evbuffer_add(conn_output(h->c),
 				    "HTTP/1.1 100 Continue\r\n\r\n", 25);
 			else {
 				/* refused before the body was sent: answer
@@ -406,7 +406,7 @@ respond_raw(struct conn *c, int status, const char *ctype, const char *extra,
 
 	if (c->closed || c->bev == NULL)
 		return;
-	out = bufferevent_get_output(c->bev);
+	out = conn_output(c);
 	if (status >= 400)
 		stats.err_http++;
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: parley/%s\r\n"
@@ -473,7 +473,7 @@ http_respond_file(struct conn *c, int status, const char *ctype,
 		conn_unref(c);		/* as http_respond */
 		return;
 	}
-	out = bufferevent_get_output(c->bev);
+	out = conn_output(c);
 	if (status >= 400)
 		stats.err_http++;
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: parley/%s\r\n"
@@ -529,7 +529,7 @@ serve_upgrade(struct conn *c, struct http_req *r)
 {
 	struct ws_request wr;
 	struct ws_answer ans;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = conn_output(c);
 	char bearer[8192];
 	const char *auth;
 	const char *protos = NULL;
@@ -678,7 +678,7 @@ serve_static(struct conn *c, struct http_req *r)
 		http_error(c, 404, "not found");
 		return;
 	}
-	out = bufferevent_get_output(c->bev);
+	out = conn_output(c);
 	evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nServer: parley/%s\r\n"
 	    "Content-Type: %s\r\nContent-Length: %lld\r\n"
 	    "X-Content-Type-Options: nosniff\r\n%s\r\n", PACKAGE_VERSION,

@@ -86,8 +86,6 @@ struct session {
 	int hb_send_ms;			/* we send at least this often */
 	int hb_recv_ms;			/* we expect at least this often */
 	int64_t last_in, last_out;	/* mono ms */
-	int wrote;			/* delivered since the last timer tick
-					 * (cheaper than a clock per delivery) */
 	struct event *timer;		/* heart-beats and connect timeout */
 	int64_t connect_deadline;
 	int pending;			/* publishes not settled */
@@ -169,6 +167,18 @@ send_receipt(struct session *s, const char *receipt, const char *extra_name,
 	send_buf(s);
 }
 
+/* No more MESSAGE frames: the fan-out's direct path stops too. */
+static void
+set_closing(struct session *s)
+{
+	struct sub *sub;
+
+	s->state = S_CLOSING;
+	TAILQ_FOREACH(sub, &s->subs, session_entry)
+		broker_sub_direct(sub, NULL, NULL, 0);
+}
+
+
 /*
  * Send ERROR (message names the problem; detail goes in the body) and
  * close, as the spec requires.
@@ -194,7 +204,7 @@ send_error(struct session *s, const char *receipt, const char *message,
 	frame_header(s, "content-length", clen);
 	frame_end(s, detail, dl);
 	send_buf(s);
-	s->state = S_CLOSING;
+	set_closing(s);
 	conn_close(s->conn, 1008, message);
 }
 
@@ -223,19 +233,20 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		log_info("%s: no heart-beat from %s for %" PRId64 " ms "
 		    "(negotiated %d ms): closing", s->conn->peer, s->login,
 		    now - s->last_in, s->hb_recv_ms);
-		s->state = S_CLOSING;
+		set_closing(s);
 		conn_close(s->conn, 1001, "heart-beat timeout");
 		return;
 	}
 	/* "at least every hb_send_ms": with ticks of half the smaller
 	 * interval, waiting for the full interval would often mean 1.5x */
-	if (s->wrote) {
-		s->wrote = 0;
+	if (s->conn->wrote) {
+		s->conn->wrote = 0;
 		s->last_out = now;
 	}
 	if (s->hb_send_ms > 0 && now - s->last_out >= s->hb_send_ms * 3 / 4) {
 		s->last_out = now;
 		conn_send(s->conn, "\n", 1);
+		s->conn->wrote = 0;	/* counted already */
 	}
 }
 
@@ -396,7 +407,7 @@ session_closed(struct session *s)
 		fcopy_free(fc);
 	}
 	s->conn = NULL;
-	s->state = S_CLOSING;
+	set_closing(s);
 	event_free(s->timer);
 	s->timer = NULL;
 	session_unref(s);
@@ -433,14 +444,14 @@ session_shutdown(struct session *s)
 		frame_end(s, why, strlen(why));
 		/* past conn_send's limit check: one last frame */
 		conn_send_final(s->conn, s->out.data, s->out.len);
-		s->state = S_CLOSING;
+		set_closing(s);
 		return;
 	}
 	frame_begin(s, "ERROR");
 	frame_header(s, "message", "server shutting down");
 	frame_end(s, NULL, 0);
 	send_buf(s);
-	s->state = S_CLOSING;
+	set_closing(s);
 	conn_close(s->conn, 1001, "server shutting down");
 }
 
@@ -737,7 +748,7 @@ handle_connect(struct session *s, struct stomp_frame *f)
 		    43);
 		send_buf(s);
 		stats.err_protocol++;
-		s->state = S_CLOSING;
+		set_closing(s);
 		conn_close(s->conn, 1002, "unsupported STOMP version");
 		return;
 	}
@@ -838,7 +849,7 @@ check_disconnect(struct session *s)
 		return;
 	if (s->disconnect_receipt != NULL)
 		send_receipt(s, s->disconnect_receipt, NULL, NULL);
-	s->state = S_CLOSING;
+	set_closing(s);
 	conn_close(s->conn, 1000, "DISCONNECT");
 }
 
@@ -1292,6 +1303,8 @@ handle_subscribe(struct session *s, struct stomp_frame *f,
 		return;
 	}
 	sub->ext = x;
+	if (mode == ACK_AUTO)
+		broker_sub_direct(sub, s->conn, x->head, x->head_len);
 	TAILQ_INSERT_TAIL(&s->subs, sub, session_entry);
 	s->nsubs++;
 	if (rk == RESUME_NONE && receipt != NULL)
@@ -1559,17 +1572,15 @@ session_deliver(struct sub *sub, struct pmsg *p)
 	char head[512];
 	size_t hl;
 
-	if (p->m.position <= sub->last_position)
+	if (p->m.position <= *sub_last_position(sub))
 		return;		/* already sent (resume seam, duplicate) */
-	sub->last_position = p->m.position;
+	*sub_last_position(sub) = p->m.position;
 	if (s->conn == NULL || s->state != S_CONNECTED || x == NULL)
 		return;
 	if (x->unacked == NULL || x->head_len + strlen(p->m.id) + 8 >
 	    sizeof(head)) {
-		if (conn_send_msg(s->conn, x->head, x->head_len, p) == 0) {
-			s->wrote = 1;
+		if (conn_send_msg(s->conn, x->head, x->head_len, p) == 0)
 			stats.deliveries++;
-		}
 		return;
 	}
 	/* client ack modes: add ack:<message-id> and remember it */
@@ -1586,10 +1597,8 @@ session_deliver(struct sub *sub, struct pmsg *p)
 	x->unacked[(x->ua_first + x->ua_n) % MAX_UNACKED] = strdup(p->m.id);
 	if (x->unacked[(x->ua_first + x->ua_n) % MAX_UNACKED] != NULL)
 		x->ua_n++;
-	if (conn_send_msg(s->conn, head, hl, p) == 0) {
-		s->wrote = 1;
+	if (conn_send_msg(s->conn, head, hl, p) == 0)
 		stats.deliveries++;
-	}
 }
 
 void

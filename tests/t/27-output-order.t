@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+'use strict';
+// The output path: small frames are copied into a connection's flat buffer,
+// large message tails are referenced, and what the socket does not take at
+// once waits in the bufferevent.  A subscriber that stops reading while
+// messages of every size are published (so all three paths mix on one
+// connection), then reads again, must get every message whole and in
+// order -- over WebSocket and over plain STOMP/TCP -- and so must a
+// subscriber that reads all along.  Runs against the normal build and the
+// ASan/UBSan build.
+const fs = require('fs');
+const path = require('path');
+const net = require('net');
+const crypto = require('crypto');
+const WebSocket = require('ws');
+const t = require('../lib/tap');
+const { startParley, sleep, ROOT } = require('../lib/parley');
+
+const servers = [];
+process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
+
+// sizes on both sides of the 1 KiB copy/reference limit, of the 125 and
+// 65535-byte WebSocket length forms, and of the first obuf allocation
+const SIZES = [1, 100, 125, 126, 500, 1023, 1024, 1025, 4000, 65535, 65536, 200000];
+const ROUNDS = 12;
+
+function frameReader(onFrame) {
+  let buf = Buffer.alloc(0);
+  return (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      while (buf.length && (buf[0] === 10 || buf[0] === 13)) buf = buf.slice(1);
+      const he = buf.indexOf('\n\n');
+      if (he === -1) return;
+      const lines = buf.slice(0, he).toString().split('\n');
+      const f = { command: lines.shift(), headers: {} };
+      for (const l of lines) { const i = l.indexOf(':'); if (!(l.slice(0, i) in f.headers)) f.headers[l.slice(0, i)] = l.slice(i + 1); }
+      const cl = f.headers['content-length'];
+      const end = cl !== undefined ? he + 2 + Number(cl) : buf.indexOf(0, he + 2);
+      if (end === -1 || buf.length < end + 1) return;
+      f.body = buf.slice(he + 2, end);
+      buf = buf.slice(end + 1);
+      onFrame(f);
+    }
+  };
+}
+
+function stompTcp(port, login) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const c = { sock, frames: [] };
+    c.write = (cmd, h, body = '') => {
+      let s = cmd + '\n';
+      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
+      return sock.write(Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]));
+    };
+    sock.on('data', frameReader((f) => c.frames.push(f)));
+    sock.on('error', reject);
+    sock.on('connect', () => c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }));
+    resolve(c);
+  });
+}
+
+function stompWs(url, login) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, ['v12.stomp']);
+    const c = { ws, frames: [] };
+    ws.on('message', frameReader((f) => c.frames.push(f)));
+    ws.on('error', reject);
+    c.write = (cmd, h, body = '') => {
+      let s = cmd + '\n';
+      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
+      ws.send(Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]));
+    };
+    ws.on('open', () => { c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }); resolve(c); });
+  });
+}
+
+async function until(pred, ms, what) {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(10)) if (pred()) return true;
+  throw new Error('timeout waiting for ' + what);
+}
+
+function check(name, frames, sent) {
+  const got = frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event);
+  t.is(got.length, sent.length, `${name}: received all ${sent.length} messages`);
+  let bad = -1;
+  for (let i = 0; i < sent.length; i++) {
+    if (!got[i] || !got[i].body.equals(sent[i])) { bad = i; break; }
+  }
+  t.is(bad, -1, `${name}: every body byte-identical and in publish order` + (bad >= 0 ? ` (first difference at #${bad}, ${sent[bad].length} bytes)` : ''));
+  t.ok(!frames.some((f) => f.command === 'ERROR'), `${name}: no ERROR`);
+}
+
+async function run(label, binary, pluginDir) {
+  const server = { max_outbound: '64m', max_frame: '1m' };
+  if (pluginDir) server.plugin_dir = pluginDir;
+  const srv = await startParley({ binary, ini: { server, limits: { msg_rate: 0, byte_rate: 0 } } });
+  servers.push(srv);
+  const name0 = label;
+
+  const subs = {
+    'stalled WebSocket': await stompWs(srv.ws, 'wsslow'),
+    'stalled STOMP/TCP': await stompTcp(srv.stompPort, 'tcpslow'),
+    'reading WebSocket': await stompWs(srv.ws, 'wsfast'),
+    'reading STOMP/TCP': await stompTcp(srv.stompPort, 'tcpfast'),
+  };
+  for (const c of Object.values(subs)) {
+    await until(() => c.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED');
+    c.write('SUBSCRIBE', { destination: '/room/sizes', id: 's', receipt: 'sub' });
+    await until(() => c.frames.some((f) => f.command === 'RECEIPT'), 5000, 'SUBSCRIBE receipt');
+  }
+  subs['stalled WebSocket'].ws._socket.pause();
+  subs['stalled STOMP/TCP'].sock.pause();
+
+  const pub = await stompTcp(srv.stompPort, 'pub');
+  await until(() => pub.frames.some((f) => f.command === 'CONNECTED'), 5000, 'publisher CONNECTED');
+  const sent = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    // a different order each round, so every size follows every other
+    const order = SIZES.slice(r % SIZES.length).concat(SIZES.slice(0, r % SIZES.length));
+    for (const n of order) {
+      const body = crypto.randomBytes(n);
+      for (let i = 0; i < n; i++) if (body[i] === 0) body[i] = 1;	// text-safe for the NUL-less check
+      sent.push(body);
+      pub.write('SEND', { destination: '/room/sizes', 'content-type': 'application/octet-stream', 'content-length': n, receipt: `p${sent.length}` }, body);
+    }
+  }
+  const last = `p${sent.length}`;
+  await until(() => pub.frames.some((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === last), 30000, 'publisher receipts');
+  t.ok(!pub.frames.some((f) => f.command === 'ERROR'), `${name0}: published ${sent.length} messages of ${SIZES.length} sizes (${(sent.reduce((a, b) => a + b.length, 0) / 1048576).toFixed(1)} MiB)`);
+
+  await sleep(300);
+  subs['stalled WebSocket'].ws._socket.resume();
+  subs['stalled STOMP/TCP'].sock.resume();
+  for (const [name, c] of Object.entries(subs)) {
+    await until(() => c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event).length >= sent.length, 30000, name).catch(() => {});
+    check(`${name0}, ${name}`, c.frames, sent);
+  }
+
+  // after the backlog the direct path is used again: a small message now
+  // still arrives after everything else
+  pub.write('SEND', { destination: '/room/sizes', receipt: 'tail' }, 'tail');
+  sent.push(Buffer.from('tail'));
+  for (const [name, c] of Object.entries(subs)) {
+    await until(() => c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event).length >= sent.length, 5000, name).catch(() => {});
+    const got = c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event);
+    t.is(got.length && got[got.length - 1].body.toString(), 'tail', `${name0}, ${name}: a later small message comes last`);
+  }
+  for (const c of Object.values(subs)) { if (c.ws) c.ws.terminate(); else c.sock.destroy(); }
+  pub.sock.destroy();
+  t.is(await srv.stop(), 0, `${name0}: clean stop` + (srv.exited && srv.exited.code ? `\n${srv.log()}` : ''));
+}
+
+t.run(async () => {
+  await run('build');
+  const asan = path.resolve(ROOT, process.env.PARLEY_ASAN_BUILD || 'build-asan');
+  if (fs.existsSync(path.join(asan, 'parleyd')))
+    await run('ASan build', path.join(asan, 'parleyd'), path.join(asan, 'plugins', '.libs'));
+  else
+    t.skip('ASan build', `no ${asan}/parleyd (tests/run-all.sh builds it)`);
+});
