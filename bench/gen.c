@@ -1057,7 +1057,8 @@ report(void)
 			printf(", %.1f us per connect",
 			    srv_cpu * 1e6 / nready);
 		if (st.received > 0 && srv1.syscw > srv0.syscw)
-			printf(", %.1f deliveries per write(2)",
+			printf(", %.1f deliveries per write(2)/writev(2) "
+			    "(send(2) is not counted by /proc)",
 			    (double)st.received /
 			    (double)(srv1.syscw - srv0.syscw));
 		printf("\n");

@@ -9,6 +9,11 @@
  *			(default 5000)
  *	synchronous	normal | full (default normal): with normal a power
  *			loss may lose the last transactions, never corrupt
+ *	wal_autocheckpoint
+ *			WAL pages (4 KiB) between checkpoints (default 10000,
+ *			about 40 MiB; 0 = never).  A page rewritten by many
+ *			batches is copied to the database once per checkpoint,
+ *			so a longer interval writes less under load.
  *
  * Threads: every storage op is a "worker" op and may run on several worker
  * threads at once.  The plugin holds one connection and one mutex around it;
@@ -673,8 +678,8 @@ sq_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 {
 	struct sq *s;
 	const char *sync;
-	char *path = NULL, *msg = NULL, pragma[64];
-	long long busy;
+	char *path = NULL, *msg = NULL, pragma[128];
+	long long busy, ckpt;
 	int i, flags;
 
 	if (sqlite3_threadsafe() == 0) {
@@ -684,6 +689,9 @@ sq_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	}
 	if (host->config_int(ctx, "busy_timeout_ms", 5000, 0, 3600 * 1000,
 	    &busy) == -1)
+		return (-1);
+	if (host->config_int(ctx, "wal_autocheckpoint", 10000, 0, 10000000,
+	    &ckpt) == -1)
 		return (-1);
 	sync = host->config_get(ctx, "synchronous", "normal");
 	if (strcasecmp(sync, "normal") != 0 && strcasecmp(sync, "full") != 0) {
@@ -721,8 +729,9 @@ sq_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	sqlite3_busy_timeout(s->db, (int)busy);
 	if (sq_wal(s, path) == -1)
 		goto fail;
-	snprintf(pragma, sizeof(pragma), "PRAGMA synchronous = %s",
-	    strcasecmp(sync, "full") == 0 ? "FULL" : "NORMAL");
+	snprintf(pragma, sizeof(pragma), "PRAGMA synchronous = %s; "
+	    "PRAGMA wal_autocheckpoint = %lld",
+	    strcasecmp(sync, "full") == 0 ? "FULL" : "NORMAL", ckpt);
 	if (sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK) {
 		host->log(ctx, PARLEY_LOG_ERROR, "%s: %s", path,
 		    msg != NULL ? msg : sqlite3_errmsg(s->db));

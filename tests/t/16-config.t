@@ -89,6 +89,15 @@ t.run(async () => {
       `the line names file, [${sec}], ${key} and '${val}': ${line}`);
     t.like(line, allowed, `and what is allowed`);
   }
+  // a plugin's keys are read when it starts: exit 2 before listening
+  {
+    const f = ini('bad-sqlite-ckpt.ini', base(port).replace('path = test.db', 'path = test.db\nwal_autocheckpoint = -1'));
+    r = await runParleyd(['-c', f], { cwd: dir });
+    const line = r.stderr.split('\n').find((l) => l.includes('wal_autocheckpoint')) || '';
+    t.is(r.code, 2, '[sqlite] wal_autocheckpoint = -1: exit 2 at start');
+    t.ok(line.includes(path.basename(f)) && line.includes('[sqlite]') && line.includes("'-1'") && /0\.\.10000000/.test(line),
+      `the line names file, [sqlite], the key, the value and the range: ${line}`);
+  }
   // two problems: one line each
   r = await runParleyd(['-t', '-c', ini('two.ini', base(port).replace('[sqlite]', 'max_frame = -1\nworkers = 1000\n[sqlite]'))]);
   t.is(r.code, 2, 'two bad values: exit 2');
