@@ -399,9 +399,6 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ------------------------------------------------------------ output */
 
-/* Output buffers up to this size stay allocated between turns. */
-#define OBUF_KEEP 1024
-
 size_t
 conn_outbound(struct conn *c)
 {
@@ -509,10 +506,10 @@ mark_dirty(struct conn *c)
 }
 
 /*
- * Big output buffers are kept while a connection is busy (no realloc per
- * turn) and freed once a second pass finds them unused since the last:
- * a burst (a history replay, say) does not pin its buffer for the life of
- * an idle connection.
+ * Output buffers are kept while a connection is busy (no malloc per turn)
+ * and freed once a pass, every second, finds them unused since the last
+ * one: an idle connection holds none, and a burst (a history replay, say)
+ * does not pin a big buffer for the life of the connection.
  */
 static void
 obuf_free(struct conn *c)
@@ -561,7 +558,7 @@ obuf_grow(struct conn *c, size_t n)
 		return NULL;
 	c->obuf = b;
 	c->ocap = cap;
-	if (cap > OBUF_KEEP && !c->obig) {
+	if (!c->obig) {
 		struct timeval sec = { 1, 0 };
 
 		if (TAILQ_EMPTY(&bigq))

@@ -42,7 +42,7 @@ struct conn {
 	int tls;			/* bufferevent_openssl */
 	/*
 	 * Frames queued this loop turn, in one flat buffer (obuf) kept
-	 * between turns while small.  A flush at the end of the turn sends
+	 * while the connection is busy.  A flush at the end of the turn sends
 	 * it with one send(2) when the socket takes it and moves what is left
 	 * to the bufferevent's output.  pend (created on first use) holds
 	 * frames that reference a large shared tail instead of copying it;
@@ -52,7 +52,7 @@ struct conn {
 	size_t olen, ocap;
 	struct evbuffer *pend;
 	int bev_busy;			/* bytes may wait in the bufferevent */
-	int obig;			/* obuf above OBUF_KEEP: on the trim list */
+	int obig;			/* obuf allocated: on the trim list */
 	int oused;			/* obuf used since the last trim pass */
 	TAILQ_ENTRY(conn) big_entry;
 	int wrote;			/* a frame was queued (heart-beats) */
