@@ -48,7 +48,7 @@ static struct event_base *base;
 static struct connq conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct connq dirty = TAILQ_HEAD_INITIALIZER(dirty);
 static struct event *flush_ev;
-static struct connq bigq = TAILQ_HEAD_INITIALIZER(bigq);
+static struct connq trimq = TAILQ_HEAD_INITIALIZER(trimq);
 static struct event *trim_ev;
 static int flush_armed;
 static size_t nconns;
@@ -506,18 +506,37 @@ mark_dirty(struct conn *c)
 }
 
 /*
- * Output buffers are kept while a connection is busy (no malloc per turn)
- * and freed once a pass, every second, finds them unused since the last
- * one: an idle connection holds none, and a burst (a history replay, say)
- * does not pin a big buffer for the life of the connection.
+ * Per-connection buffers (the output buffer here, wslay's context in ws.c)
+ * are kept while a connection is busy (no malloc per turn) and freed once
+ * a pass, every second, finds them unused since the last one: an idle
+ * connection holds none, and a burst (a history replay, say) does not pin
+ * a big buffer for the life of the connection.
  */
+void
+conn_trim_later(struct conn *c)
+{
+	struct timeval sec = { 1, 0 };
+
+	if (c->trimq || c->closed)
+		return;
+	if (TAILQ_EMPTY(&trimq))
+		event_add(trim_ev, &sec);
+	TAILQ_INSERT_TAIL(&trimq, c, trim_entry);
+	c->trimq = 1;
+}
+
+static void
+trim_remove(struct conn *c)
+{
+	if (c->trimq) {
+		TAILQ_REMOVE(&trimq, c, trim_entry);
+		c->trimq = 0;
+	}
+}
+
 static void
 obuf_free(struct conn *c)
 {
-	if (c->obig) {
-		TAILQ_REMOVE(&bigq, c, big_entry);
-		c->obig = 0;
-	}
 	free(c->obuf);
 	c->obuf = NULL;
 	c->olen = c->ocap = 0;
@@ -527,18 +546,28 @@ static void
 trim_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c, *next;
+	int keep;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
-	for (c = TAILQ_FIRST(&bigq); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, big_entry);
-		if (c->olen == 0 && !c->oused)
-			obuf_free(c);
-		else
-			c->oused = 0;
+	for (c = TAILQ_FIRST(&trimq); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, trim_entry);
+		keep = 0;
+		if (c->obuf != NULL) {
+			if (c->olen == 0 && !c->oused)
+				obuf_free(c);
+			else {
+				c->oused = 0;
+				keep = 1;
+			}
+		}
+		if (c->kind == CONN_WS && c->ws != NULL && ws_trim(c))
+			keep = 1;
+		if (!keep)
+			trim_remove(c);
 	}
-	if (TAILQ_EMPTY(&bigq))
+	if (TAILQ_EMPTY(&trimq))
 		event_del(trim_ev);
 }
 
@@ -558,14 +587,7 @@ obuf_grow(struct conn *c, size_t n)
 		return NULL;
 	c->obuf = b;
 	c->ocap = cap;
-	if (!c->obig) {
-		struct timeval sec = { 1, 0 };
-
-		if (TAILQ_EMPTY(&bigq))
-			event_add(trim_ev, &sec);
-		TAILQ_INSERT_TAIL(&bigq, c, big_entry);
-		c->obig = 1;
-	}
+	conn_trim_later(c);
 	return b + c->olen;
 }
 
@@ -760,6 +782,7 @@ conn_destroy(struct conn *c)
 		evbuffer_free(c->pend);
 	c->pend = NULL;
 	obuf_free(c);
+	trim_remove(c);
 	if (c->admitted)
 		access_ip_release(c->ip);
 	c->admitted = 0;

@@ -52,9 +52,9 @@ struct conn {
 	size_t olen, ocap;
 	struct evbuffer *pend;
 	int bev_busy;			/* bytes may wait in the bufferevent */
-	int obig;			/* obuf allocated: on the trim list */
 	int oused;			/* obuf used since the last trim pass */
-	TAILQ_ENTRY(conn) big_entry;
+	int trimq;			/* on the trim list (conn_trim_later) */
+	TAILQ_ENTRY(conn) trim_entry;
 	int wrote;			/* a frame was queued (heart-beats) */
 	int dirty;			/* on the flush list */
 	TAILQ_ENTRY(conn) dirty_entry;
@@ -98,6 +98,9 @@ int	conn_send_final(struct conn *c, const void *data, size_t len);
 /* The bufferevent's output, for HTTP responses written there directly
  * (marks the connection's output busy, so direct sends wait for it). */
 struct evbuffer *conn_output(struct conn *c);
+/* Look at c's idle buffers in the next once-a-second trim pass (which
+ * calls ws_trim for WebSocket connections). */
+void	conn_trim_later(struct conn *c);
 /* Queued output bytes. */
 size_t	conn_outbound(struct conn *c);
 /*

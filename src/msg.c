@@ -80,6 +80,53 @@ msg_safe(const struct parley_msg *m)
 	    (m->media_id == NULL || id_valid(m->media_id));
 }
 
+/* A bounded appender for the header block (no printf on the hot path). */
+struct hbuf {
+	char *p, *end;
+	int full;
+};
+
+static void
+h_put(struct hbuf *h, const char *s, size_t n)
+{
+	if (h->full || (size_t)(h->end - h->p) < n) {
+		h->full = 1;
+		return;
+	}
+	memcpy(h->p, s, n);
+	h->p += n;
+}
+
+static void
+h_str(struct hbuf *h, const char *s)
+{
+	h_put(h, s, strlen(s));
+}
+
+static void
+h_u64(struct hbuf *h, uint64_t v)
+{
+	char d[20];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	h_put(h, d + i, sizeof(d) - i);
+}
+
+/* name:value\n */
+static void
+h_hdr(struct hbuf *h, const char *name, size_t nlen, const char *value)
+{
+	h_put(h, name, nlen);
+	h_str(h, value);
+	h_put(h, "\n", 1);
+}
+
+#define H_HDR(h, lit, v) h_hdr((h), lit, sizeof(lit) - 1, (v))
+
 struct pmsg *
 pmsg_new(const struct parley_msg *m, const char *extra)
 {
@@ -87,28 +134,41 @@ pmsg_new(const struct parley_msg *m, const char *extra)
 	char hdr[1024], *pos;
 	const char *ev;
 	size_t strs, hlen;
-	int n;
+	struct hbuf h = { hdr, hdr + sizeof(hdr), 0 };
 
 	if (!msg_safe(m))
 		return NULL;
 	ev = event_name(m->event);
-	n = snprintf(hdr, sizeof(hdr),
-	    "message-id:%s\ndestination:/room/%s\nposition:%" PRIu64
-	    "\nsender:%s\ntimestamp:%" PRId64 "\n%s%s%s%s%s%s%s%s%s%s"
-	    "content-length:%zu\n\n",
-	    m->id, m->room, m->position, m->sender, m->timestamp_ms,
-	    ev ? "event:" : "", ev ? ev : "", ev ? "\n" : "",
-	    m->ref_id ? "ref-id:" : "", m->ref_id ? m->ref_id : "",
-	    m->ref_id ? "\n" : "",
-	    m->media_id ? "media-id:" : "", m->media_id ? m->media_id : "",
-	    m->media_id ? "\n" : "",
-	    extra ? extra : "",
-	    m->body_len);
-	if (n < 0 || (size_t)n >= sizeof(hdr))
-		return NULL;
-	hlen = (size_t)n;
+	/* content-type first, then the fields every message has */
 	if (m->content_type != NULL)
-		hlen += strlen("content-type:\n") + strlen(m->content_type);
+		H_HDR(&h, "content-type:", m->content_type);
+	H_HDR(&h, "message-id:", m->id);
+	H_HDR(&h, "destination:/room/", m->room);
+	h_put(&h, "position:", 9);
+	h_u64(&h, m->position);
+	h_put(&h, "\n", 1);
+	H_HDR(&h, "sender:", m->sender);
+	h_put(&h, "timestamp:", 10);
+	if (m->timestamp_ms < 0) {
+		h_put(&h, "-", 1);
+		h_u64(&h, -(uint64_t)m->timestamp_ms);
+	} else
+		h_u64(&h, (uint64_t)m->timestamp_ms);
+	h_put(&h, "\n", 1);
+	if (ev != NULL)
+		H_HDR(&h, "event:", ev);
+	if (m->ref_id != NULL)
+		H_HDR(&h, "ref-id:", m->ref_id);
+	if (m->media_id != NULL)
+		H_HDR(&h, "media-id:", m->media_id);
+	if (extra != NULL)
+		h_str(&h, extra);
+	h_put(&h, "content-length:", 15);
+	h_u64(&h, m->body_len);
+	h_put(&h, "\n\n", 2);
+	if (h.full)
+		return NULL;
+	hlen = (size_t)(h.p - hdr);
 	strs = slen(m->room) + slen(m->id) + slen(m->sender) +
 	    slen(m->content_type) + slen(m->ref_id) + slen(m->media_id);
 	if ((p = malloc(sizeof(*p) + strs + hlen + m->body_len + 1)) == NULL)
@@ -125,12 +185,8 @@ pmsg_new(const struct parley_msg *m, const char *extra)
 	p->m.ref_id = scopy(&pos, m->ref_id);
 	p->m.media_id = scopy(&pos, m->media_id);
 	p->tail = pos;
-	if (m->content_type != NULL) {
-		/* content-type goes first, the rest as formatted above */
-		pos += sprintf(pos, "content-type:%s\n", m->content_type);
-	}
-	memcpy(pos, hdr, (size_t)n);
-	pos += n;
+	memcpy(pos, hdr, hlen);
+	pos += hlen;
 	p->m.body = pos;
 	memcpy(pos, m->body, m->body_len);
 	pos[m->body_len] = '\0';

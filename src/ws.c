@@ -163,6 +163,7 @@ struct ws {
 	uint64_t cur;		/* size of the frame being read */
 	int in_msg;		/* a fragmented message is open */
 	int close_sent;		/* a close frame went out */
+	int recent;		/* input since the last trim pass */
 };
 
 static ssize_t
@@ -301,16 +302,42 @@ ws_init(struct conn *c, size_t max_msg)
 	return 0;		/* the wslay context comes with the first bytes */
 }
 
+/* Every byte handed to the context has become whole frames, no
+ * fragmented message is open and nothing waits to be sent: the context
+ * can go (wslay's is about 8.6 KiB) and a fresh one take over later. */
+static int
+ws_droppable(struct ws *w)
+{
+	return !w->in_msg && w->cur == 0 && w->handed == w->framed &&
+	    !wslay_event_want_write(w->ctx);
+}
+
+int
+ws_trim(struct conn *c)
+{
+	struct ws *w = c->ws;
+	int was = w->recent;
+
+	w->recent = 0;
+	if (w->ctx != NULL && !was && ws_droppable(w)) {
+		wslay_event_context_free(w->ctx);
+		w->ctx = NULL;
+	}
+	return w->ctx != NULL || was;
+}
+
 void
 ws_input(struct conn *c)
 {
 	struct ws *w = c->ws;
-	int rv;
+	int rv, busy = w->recent;
 
 	if (w->ctx == NULL && ws_ctx_new(c) == -1) {
 		conn_close(c, 1011, "out of memory");
 		return;
 	}
+	w->recent = 1;
+	conn_trim_later(c);
 	rv = wslay_event_recv(w->ctx);
 	if (!c->closed && c->ws != NULL)
 		wslay_event_send(w->ctx);
@@ -335,9 +362,13 @@ ws_input(struct conn *c)
 		conn_close(c, code, "WebSocket closed");
 		return;
 	}
-	/* between messages and nothing half-read: drop the context */
-	if (!w->in_msg && w->cur == 0 && w->handed == w->framed &&
-	    !wslay_event_want_write(w->ctx)) {
+	/*
+	 * Between messages and nothing half-read: an occasional sender
+	 * (heart-beats, a chat line now and then) drops the context now; a
+	 * busy one (input again within the second) keeps it, and the trim
+	 * pass drops it once the connection has been quiet for a second.
+	 */
+	if (!busy && ws_droppable(w)) {
 		wslay_event_context_free(w->ctx);
 		w->ctx = NULL;
 	}

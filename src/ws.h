@@ -47,6 +47,10 @@ void	ws_accept_key(const char *key, char *out, size_t outlen);
 int	ws_init(struct conn *c, size_t max_msg);
 void	ws_input(struct conn *c);
 int	ws_can_send(struct conn *c);
+/* The trim pass (conn.c): free the wslay context of a connection quiet
+ * since the last pass; returns 1 while there is something to look at
+ * again. */
+int	ws_trim(struct conn *c);
 void	ws_close(struct conn *c, int code, const char *reason);
 void	ws_free(struct conn *c);
 

@@ -65,6 +65,15 @@ conn_write_raw(struct conn *c, const void *data, size_t len)
 	return evbuffer_add(bufferevent_get_output(c->bev), data, len);
 }
 
+static int trim_asked;
+
+void
+conn_trim_later(struct conn *c)
+{
+	(void)c;
+	trim_asked++;
+}
+
 void
 conn_close(struct conn *c, int code, const char *reason)
 {
@@ -663,6 +672,59 @@ test_framing(void)
 	ws_teardown(&c);
 }
 
+/*
+ * The wslay context of a busy connection is kept between messages and
+ * dropped by the trim pass once the connection was quiet for a pass; a
+ * half-read frame is never dropped.  ws_trim says whether to look again.
+ */
+static void
+test_trim(void)
+{
+	struct conn c;
+	unsigned char fr[256];
+	static const char m1[] = "SEND\ndestination:/room/a\n\none";
+	static const char m2[] = "SEND\ndestination:/room/a\n\ntwo";
+	size_t n;
+	int r1, r2, r3;
+
+	ws_setup(&c, 65536);
+	trim_asked = 0;
+	n = client_frame(fr, 1, 0x1, m1, sizeof(m1), 1);
+	feed(&c, fr, n);
+	ok(trim_asked == 1, "input asks for a trim pass");
+	r1 = ws_trim(&c);
+	r2 = ws_trim(&c);
+	ok(r1 == 1 && r2 == 0, "one message: the next passes clear the "
+	    "connection (%d, %d)", r1, r2);
+
+	/* busy: two inputs before a pass */
+	feed(&c, fr, n);
+	n = client_frame(fr, 1, 0x1, m2, sizeof(m2), 1);
+	feed(&c, fr, n);
+	r1 = ws_trim(&c);
+	r2 = ws_trim(&c);
+	ok(r1 == 1 && r2 == 0, "busy: kept through the first pass, dropped "
+	    "by the second (%d, %d)", r1, r2);
+	got_len = 0;
+	feed(&c, fr, n);
+	ok(got_len == sizeof(m2) && memcmp(got, m2, got_len) == 0 &&
+	    !c.closing, "a message after the drop is read by a fresh context");
+
+	/* a frame split across reads survives any number of passes */
+	got_len = 0;
+	feed(&c, fr, 5);
+	feed(&c, fr + 5, 5);
+	r1 = ws_trim(&c);
+	r2 = ws_trim(&c);
+	r3 = ws_trim(&c);
+	feed(&c, fr + 10, n - 10);
+	ok(r1 == 1 && r2 == 1 && r3 == 1 && got_len == sizeof(m2) &&
+	    memcmp(got, m2, got_len) == 0 && !c.closing,
+	    "half a frame is kept through trim passes and completes after "
+	    "them (%d, %d, %d)", r1, r2, r3);
+	ws_teardown(&c);
+}
+
 int
 main(void)
 {
@@ -674,6 +736,7 @@ main(void)
 	test_select();
 	test_upgrade();
 	test_framing();
+	test_trim();
 	event_base_free(base);
 	printf("1..%d\n", ntest);
 	return nfail ? 1 : 0;
