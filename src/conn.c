@@ -8,6 +8,7 @@
  * instead of copying it when it is large.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -505,6 +506,11 @@ mark_dirty(struct conn *c)
 	}
 }
 
+/* The flat output buffer grows to this before bytes spill into pend. */
+#define OBUF_MAX (16 * 1024)
+/* Kept by a connection in use; bigger ones are freed by the trim pass. */
+#define OBUF_KEEP (2 * 1024)
+
 /*
  * Per-connection buffers (the output buffer here, wslay's context in ws.c)
  * are kept while a connection is busy (no malloc per turn) and freed once
@@ -534,9 +540,12 @@ trim_remove(struct conn *c)
 	}
 }
 
+static size_t trimmed;		/* bytes of buffers freed in this pass */
+
 static void
 obuf_free(struct conn *c)
 {
+	trimmed += c->ocap;
 	free(c->obuf);
 	c->obuf = NULL;
 	c->olen = c->ocap = 0;
@@ -555,7 +564,9 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 		next = TAILQ_NEXT(c, trim_entry);
 		keep = 0;
 		if (c->obuf != NULL) {
-			if (c->olen == 0 && !c->oused)
+			/* unused, or grown by a burst: a busy connection
+			 * allocates again at the size it needs now */
+			if (c->olen == 0 && (!c->oused || c->ocap > OBUF_KEEP))
 				obuf_free(c);
 			else {
 				c->oused = 0;
@@ -567,6 +578,12 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 		if (!keep)
 			trim_remove(c);
 	}
+	/* after a burst (its output chains are freed as they are written,
+	 * its buffers here), give free pages back: free() keeps them in the
+	 * heap while anything above them is in use */
+	if (trimmed > 0)
+		malloc_trim(0);
+	trimmed = 0;
 	if (TAILQ_EMPTY(&trimq))
 		event_del(trim_ev);
 }
@@ -581,6 +598,17 @@ obuf_grow(struct conn *c, size_t n)
 	c->oused = 1;
 	if (c->olen + n <= c->ocap)
 		return c->obuf + c->olen;
+	if (c->olen > 0 && c->olen + n > OBUF_MAX) {
+		/* a burst (presence storm, replay): what is queued moves to
+		 * pend, and the flat buffer stays small */
+		if (c->pend == NULL && (c->pend = evbuffer_new()) == NULL)
+			return NULL;
+		if (evbuffer_add(c->pend, c->obuf, c->olen) == -1)
+			return NULL;
+		c->olen = 0;
+		if (n <= c->ocap)
+			return c->obuf;
+	}
 	for (cap = c->ocap ? c->ocap * 2 : 512; cap < c->olen + n; cap *= 2)
 		;
 	if ((b = realloc(c->obuf, cap)) == NULL)

@@ -24,6 +24,10 @@
 #include "util.h"
 #include "ws.h"
 
+/* Reads within one trim pass (about a second) that make a connection busy
+ * enough to keep its wslay context between messages. */
+#define WS_BUSY_INPUTS 8
+
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 void
@@ -163,7 +167,7 @@ struct ws {
 	uint64_t cur;		/* size of the frame being read */
 	int in_msg;		/* a fragmented message is open */
 	int close_sent;		/* a close frame went out */
-	int recent;		/* input since the last trim pass */
+	int recent;		/* inputs since the last trim pass */
 };
 
 static ssize_t
@@ -313,6 +317,12 @@ ws_droppable(struct ws *w)
 }
 
 int
+ws_has_context(struct conn *c)
+{
+	return c->ws != NULL && ((struct ws *)c->ws)->ctx != NULL;
+}
+
+int
 ws_trim(struct conn *c)
 {
 	struct ws *w = c->ws;
@@ -330,13 +340,14 @@ void
 ws_input(struct conn *c)
 {
 	struct ws *w = c->ws;
-	int rv, busy = w->recent;
+	int rv, busy = w->recent >= WS_BUSY_INPUTS;
 
 	if (w->ctx == NULL && ws_ctx_new(c) == -1) {
 		conn_close(c, 1011, "out of memory");
 		return;
 	}
-	w->recent = 1;
+	if (w->recent < WS_BUSY_INPUTS)
+		w->recent++;
 	conn_trim_later(c);
 	rv = wslay_event_recv(w->ctx);
 	if (!c->closed && c->ws != NULL)
@@ -364,9 +375,10 @@ ws_input(struct conn *c)
 	}
 	/*
 	 * Between messages and nothing half-read: an occasional sender
-	 * (heart-beats, a chat line now and then) drops the context now; a
-	 * busy one (input again within the second) keeps it, and the trim
-	 * pass drops it once the connection has been quiet for a second.
+	 * (heart-beats, a chat line now and then, the frames of a login)
+	 * drops the context now; a busy one (WS_BUSY_INPUTS reads within a
+	 * trim pass) keeps it, and the trim pass drops it once the
+	 * connection has been quiet for a second.
 	 */
 	if (!busy && ws_droppable(w)) {
 		wslay_event_context_free(w->ctx);

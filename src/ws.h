@@ -51,6 +51,8 @@ int	ws_can_send(struct conn *c);
  * since the last pass; returns 1 while there is something to look at
  * again. */
 int	ws_trim(struct conn *c);
+/* Does c hold a wslay context now (tests)? */
+int	ws_has_context(struct conn *c);
 void	ws_close(struct conn *c, int code, const char *reason);
 void	ws_free(struct conn *c);
 

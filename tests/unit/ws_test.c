@@ -692,19 +692,33 @@ test_trim(void)
 	n = client_frame(fr, 1, 0x1, m1, sizeof(m1), 1);
 	feed(&c, fr, n);
 	ok(trim_asked == 1, "input asks for a trim pass");
+	ok(!ws_has_context(&c), "one message: the context is dropped at once");
 	r1 = ws_trim(&c);
 	r2 = ws_trim(&c);
 	ok(r1 == 1 && r2 == 0, "one message: the next passes clear the "
 	    "connection (%d, %d)", r1, r2);
 
-	/* busy: two inputs before a pass */
+	/* a few inputs (a login: CONNECT, SUBSCRIBE) are not busy */
 	feed(&c, fr, n);
-	n = client_frame(fr, 1, 0x1, m2, sizeof(m2), 1);
 	feed(&c, fr, n);
+	feed(&c, fr, n);
+	ok(!ws_has_context(&c), "three messages: still dropped at once");
 	r1 = ws_trim(&c);
 	r2 = ws_trim(&c);
-	ok(r1 == 1 && r2 == 0, "busy: kept through the first pass, dropped "
-	    "by the second (%d, %d)", r1, r2);
+	ok(r1 == 1 && r2 == 0, "three inputs: dropped at once, the passes "
+	    "clear the connection (%d, %d)", r1, r2);
+
+	/* busy: many inputs before a pass */
+	for (int i = 0; i < 10; i++)
+		feed(&c, fr, n);
+	n = client_frame(fr, 1, 0x1, m2, sizeof(m2), 1);
+	feed(&c, fr, n);
+	ok(ws_has_context(&c), "eleven messages: busy, the context is kept");
+	r1 = ws_trim(&c);
+	ok(r1 == 1 && ws_has_context(&c), "kept through a pass after input");
+	r2 = ws_trim(&c);
+	ok(r2 == 0 && !ws_has_context(&c), "dropped by a pass after a quiet "
+	    "second");
 	got_len = 0;
 	feed(&c, fr, n);
 	ok(got_len == sizeof(m2) && memcmp(got, m2, got_len) == 0 &&
@@ -717,6 +731,7 @@ test_trim(void)
 	r1 = ws_trim(&c);
 	r2 = ws_trim(&c);
 	r3 = ws_trim(&c);
+	ok(ws_has_context(&c), "half a frame: the context stays");
 	feed(&c, fr + 10, n - 10);
 	ok(r1 == 1 && r2 == 1 && r3 == 1 && got_len == sizeof(m2) &&
 	    memcmp(got, m2, got_len) == 0 && !c.closing,
