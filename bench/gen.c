@@ -90,6 +90,7 @@ static struct {
 	const char *csv, *label, *prefix, *login, *passcode, *vhost;
 	const char *resume;
 	int drain, settle_ms, cpu, receipts, quiet;
+	const char *sendhdr;	/* --header: extra SEND header line */
 	int login_fixed;	/* same login for every client */
 } opt;
 
@@ -307,12 +308,14 @@ pub_send(struct client *c)
 	blen = (size_t)opt.size > bl ? (size_t)opt.size : bl;
 	if (opt.receipts || opt.rate == 0 || phase == P_HISTFILL)
 		n = snprintf(frame, 512, "SEND\ndestination:%s%s-%d\n"
-		    "content-length:%zu\nreceipt:p%" PRIu64 "\n\n", opt.prefix,
-		    runid, c->room, blen, c->seq);
+		    "content-length:%zu\n%s%sreceipt:p%" PRIu64 "\n\n",
+		    opt.prefix, runid, c->room, blen, opt.sendhdr ?
+		    opt.sendhdr : "", opt.sendhdr ? "\n" : "", c->seq);
 	else
 		n = snprintf(frame, 512, "SEND\ndestination:%s%s-%d\n"
-		    "content-length:%zu\n\n", opt.prefix, runid, c->room,
-		    blen);
+		    "content-length:%zu\n%s%s\n", opt.prefix, runid, c->room,
+		    blen, opt.sendhdr ? opt.sendhdr : "", opt.sendhdr ? "\n" :
+		    "");
 	hl = (size_t)n;
 	p = frame + hl;
 	memcpy(p, body, bl);
@@ -1166,6 +1169,8 @@ usage(FILE *f)
 "      --drain S          stop waiting after S s without progress (default 5)\n"
 "      --settle MS        quiet time before the clock starts (default 300)\n"
 "      --cpu N            pin the generator to CPU N\n"
+"      --header K:V       add this header to every SEND (e.g. event:typing,\n"
+"                         which Parley fans out without storing)\n"
 "  -q, --quiet\n");
 }
 
@@ -1195,7 +1200,7 @@ int
 gen_main(int argc, char **argv)
 {
 	enum { O_HISTORY = 256, O_RESUME, O_CSV, O_LABEL, O_PREFIX, O_LOGIN,
-		O_PASSCODE, O_VHOST, O_RECEIPTS, O_DRAIN, O_SETTLE, O_CPU };
+		O_PASSCODE, O_VHOST, O_RECEIPTS, O_DRAIN, O_SETTLE, O_CPU, O_HEADER };
 	static const struct option lo[] = {
 		{ "url", required_argument, NULL, 'u' },
 		{ "target", required_argument, NULL, 't' },
@@ -1221,6 +1226,7 @@ gen_main(int argc, char **argv)
 		{ "drain", required_argument, NULL, O_DRAIN },
 		{ "settle", required_argument, NULL, O_SETTLE },
 		{ "cpu", required_argument, NULL, O_CPU },
+		{ "header", required_argument, NULL, O_HEADER },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -1306,6 +1312,15 @@ gen_main(int argc, char **argv)
 		case O_DRAIN: opt.drain = atoi(optarg); break;
 		case O_SETTLE: opt.settle_ms = atoi(optarg); break;
 		case O_CPU: opt.cpu = atoi(optarg); break;
+		case O_HEADER:
+			if (strchr(optarg, ':') == NULL ||
+			    strchr(optarg, '\n') != NULL || strlen(optarg) > 200) {
+				fprintf(stderr, "parley-bench: --header is "
+				    "NAME:VALUE (one line, up to 200 bytes)\n");
+				return 2;
+			}
+			opt.sendhdr = optarg;
+			break;
 		case 'q': opt.quiet = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
