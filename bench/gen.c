@@ -1303,7 +1303,14 @@ gen_main(int argc, char **argv)
 		case O_HISTORY: opt.history = atoi(optarg); break;
 		case O_RESUME: opt.resume = optarg; break;
 		case O_CSV: opt.csv = optarg; break;
-		case O_LABEL: opt.label = optarg; break;
+		case O_LABEL:
+			if (strpbrk(optarg, ",\"\n") != NULL) {
+				fprintf(stderr, "parley-bench: --label goes into "
+				    "a CSV field: no comma, quote or newline\n");
+				return 2;
+			}
+			opt.label = optarg;
+			break;
 		case O_PREFIX: prefix = optarg; break;
 		case O_LOGIN: login = optarg; break;
 		case O_PASSCODE: passcode = optarg; break;
