@@ -213,8 +213,42 @@ col_str(sqlite3_stmt *st, int i)
 /* ---------------------------------------------------------------- */
 /* store                                                               */
 
+/*
+ * Rooms already added (INSERT OR IGNORE) in the current transaction: a
+ * batch holds many messages of few rooms, and each skipped statement is a
+ * B-tree lookup saved.  Open addressing over the batch's own strings; when
+ * half full it stops remembering (the statement then just runs).
+ */
+#define ROOMSET 512
+
+struct roomset {
+	const char *v[ROOMSET];
+	size_t n;
+};
+
+/* 1 if room was seen in this transaction; else remembers it and says 0. */
 static int
-store_one(struct sq *s, const struct parley_msg *m, char *err, size_t errlen)
+roomset_seen(struct roomset *rs, const char *room)
+{
+	uint32_t h = 2166136261u;
+	const unsigned char *p;
+	size_t i;
+
+	for (p = (const unsigned char *)room; *p != '\0'; p++)
+		h = (h ^ *p) * 16777619u;
+	for (i = h % ROOMSET; rs->v[i] != NULL; i = (i + 1) % ROOMSET)
+		if (strcmp(rs->v[i], room) == 0)
+			return (1);
+	if (rs->n < ROOMSET / 2) {
+		rs->v[i] = room;
+		rs->n++;
+	}
+	return (0);
+}
+
+static int
+store_one(struct sq *s, const struct parley_msg *m, struct roomset *rooms,
+    char *err, size_t errlen)
 {
 	const char *sender = m->sender != NULL ? m->sender : "";
 	sqlite3_stmt *st;
@@ -237,6 +271,8 @@ store_one(struct sq *s, const struct parley_msg *m, char *err, size_t errlen)
 		if (rc != SQLITE_OK || exec_stmt(s, st, err, errlen,
 		    "insert message") == -1)
 			break;
+		if (roomset_seen(rooms, m->room))
+			return (0);
 		st = stmt(s, ST_ROOM_AUTO);
 		rc |= bind_str(st, 1, m->room);
 		rc |= bind_str(st, 2, sender);
@@ -277,6 +313,7 @@ sq_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
     size_t errlen)
 {
 	struct sq *s = state;
+	struct roomset rooms;
 	size_t i;
 	int ret = 0;
 
@@ -303,8 +340,9 @@ sq_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
 		pthread_mutex_unlock(&s->lock);
 		return (-1);
 	}
+	memset(&rooms, 0, sizeof(rooms));
 	for (i = 0; i < n && ret == 0; i++)
-		ret = store_one(s, &msgs[i], err, errlen);
+		ret = store_one(s, &msgs[i], &rooms, err, errlen);
 	if (ret == 0)
 		ret = exec_stmt(s, stmt(s, ST_COMMIT), err, errlen, "commit");
 	if (ret == -1 && !sqlite3_get_autocommit(s->db))

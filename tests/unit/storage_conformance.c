@@ -405,6 +405,61 @@ test_rooms(void)
 	    "room_list lists each room once");
 }
 
+/*
+ * One batch interleaving many rooms (more than a plugin might remember per
+ * transaction): every room is created, with the sender and time of its
+ * first message in the batch, and holds exactly its own messages.
+ */
+static void
+test_many_rooms(void)
+{
+	enum { NROOMS = 300, PER = 3 };
+	static char names[NROOMS][128];
+	static char senders[NROOMS][32];
+	struct parley_room_list *rl;
+	const struct parley_room_info *r;
+	struct batch *b;
+	size_t i, k, bad_room = 0, bad_creator = 0, bad_count = 0;
+
+	b = batch_new(NROOMS * PER);
+	for (i = 0; i < NROOMS; i++) {
+		char tag[32];
+
+		snprintf(tag, sizeof(tag), "many-%zu", i);
+		room(names[i], sizeof(names[i]), tag);
+		snprintf(senders[i], sizeof(senders[i]), "first%zu", i);
+	}
+	/* round k puts one message in every room: room i's first message
+	 * (round 0) comes from first<i>, the later ones from "later" */
+	for (k = 0; k < PER; k++)
+		for (i = 0; i < NROOMS; i++)
+			batch_set(b, k * NROOMS + i, names[i], "mr",
+			    P0 + k + 1, k == 0 ? senders[i] : "later");
+	ok(store(b->m, b->n) == 0, "one batch of %d messages over %d rooms",
+	    NROOMS * PER, NROOMS);
+	for (i = 0; i < NROOMS; i++) {
+		if (room_get(names[i], &rl) != 1 ||
+		    testhost_room_list_len(rl) != 1) {
+			bad_room++;
+			testhost_room_list_free(rl);
+			continue;
+		}
+		r = testhost_room_list_at(rl, 0);
+		if (!streq(r->creator, senders[i]) || r->created_ms != T0 +
+		    (int64_t)i)
+			bad_creator++;
+		if (r->message_count != PER || r->last_position != P0 + PER)
+			bad_count++;
+		testhost_room_list_free(rl);
+	}
+	ok(bad_room == 0, "every room exists (%zu missing)", bad_room);
+	ok(bad_creator == 0, "each with its first message's sender and time "
+	    "(%zu wrong)", bad_creator);
+	ok(bad_count == 0, "and exactly its own %d messages (%zu wrong)", PER,
+	    bad_count);
+	batch_free(b);
+}
+
 static void
 test_paging(void)
 {
@@ -1307,6 +1362,7 @@ main(int argc, char **argv)
 	test_basics();
 	test_rooms();
 	test_paging();
+	test_many_rooms();
 	test_idempotent();
 	test_binary();
 	test_weird_names();
