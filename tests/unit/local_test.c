@@ -361,6 +361,49 @@ test_restart(void)
 	    "each callback ran exactly once");
 }
 
+/*
+ * Fairness: a backlog in one room does not hold back another room's
+ * message (round-robin, one per room per round), each room keeps its
+ * publish order, and one wakeup settles at most 512 messages.
+ */
+static void
+test_fair(void)
+{
+	static struct pub big[600], small;
+	static char ids[600][16];
+	size_t i, pos_small = 0, first_pass, inorder = 1, last = 0, rest;
+	const struct parley_msg *m;
+
+	memset(big, 0, sizeof(big));
+	memset(&small, 0, sizeof(small));
+	for (i = 0; i < 600; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "big-%zu", i);
+		publish("big", ids[i], "b", 1, &big[i]);
+	}
+	publish("small", "small-0", "s", 1, &small);
+	event_base_loop(testhost_base(th), EVLOOP_ONCE);
+	first_pass = ndelivered();
+	for (i = 0; i < first_pass; i++)
+		if (strcmp(delivered(i)->id, "small-0") == 0)
+			pos_small = i + 1;
+	ok(pos_small == 2, "behind 600 queued in another room, a room's "
+	    "message is the second delivered (got #%zu)", pos_small);
+	ok(first_pass == 512, "one wakeup settles at most 512 messages (%zu)",
+	    first_pass);
+	rest = wait_for(big, 600) == 0 ? ndelivered() : 0;
+	ok(rest == 601, "the rest follow on later turns (%zu in all)", rest);
+	for (i = 0; i < ndelivered(); i++) {
+		m = delivered(i);
+		if (strcmp(m->room, "big") != 0)
+			continue;
+		if (strcmp(m->id, ids[last]) != 0)
+			inorder = 0;
+		last++;
+	}
+	ok(inorder && last == 600, "the busy room's 600 in publish order");
+	testhost_msg_list_clear(testhost_delivered(th));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -387,6 +430,7 @@ main(int argc, char **argv)
 	test_one_turn();
 	test_rooms_independent();
 	test_reentrant();
+	test_fair();
 	test_many_rooms();
 	test_restart();
 
