@@ -39,6 +39,8 @@
 /* Tails up to this size are copied into the output buffer (cheaper than a
  * referenced chain); larger ones are referenced. */
 #define SHARE_MIN 1024
+/* Connections with at most this much queued are written first. */
+#define FLUSH_FIRST_MAX 512
 /* After a close was queued, give the peer this long to read it. */
 #define CLOSE_LINGER_MS 5000
 
@@ -476,12 +478,29 @@ flush_one(struct conn *c)
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *c;
+	struct conn *c, *next, *last;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
 	flush_armed = 0;
+	/*
+	 * Connections with little to send go first: a quiet room's frame
+	 * does not wait behind thousands of sends to a busy room's members.
+	 * The others move to the tail (once each: the walk stops at the
+	 * first one moved).
+	 */
+	for (c = TAILQ_FIRST(&dirty), last = NULL; c != NULL && c != last;
+	    c = next) {
+		next = TAILQ_NEXT(c, dirty_entry);
+		if (c->olen > FLUSH_FIRST_MAX || (c->pend != NULL &&
+		    evbuffer_get_length(c->pend) > 0)) {
+			TAILQ_REMOVE(&dirty, c, dirty_entry);
+			TAILQ_INSERT_TAIL(&dirty, c, dirty_entry);
+			if (last == NULL)
+				last = c;
+		}
+	}
 	while ((c = TAILQ_FIRST(&dirty)) != NULL) {
 		TAILQ_REMOVE(&dirty, c, dirty_entry);
 		c->dirty = 0;
