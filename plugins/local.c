@@ -15,11 +15,11 @@
  *
  * Publishes are never settled inside publish(): they are copied onto their
  * room's queue and a zero-delay timer settles them on a later loop turn
- * (publish callback, then deliver()), in publish order within a room and
- * round-robin across rooms, one message per room per round.  A wakeup
- * stops after SETTLE_MAX messages and leaves the rest to the next turn, so
- * a room with a backlog of thousands of messages delays another room's
- * message by one wakeup, not by its whole backlog.
+ * (publish callback, then deliver()): room after room, each room's
+ * queued publishes in publish order (so its subscribers get them in one
+ * batch).  A wakeup stops after SETTLE_MAX messages and the room it cut
+ * goes behind the others, so a room with a backlog of thousands delays
+ * another room's message by one wakeup, not by its whole backlog.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -223,7 +223,7 @@ pending_new(const struct parley_msg *msg)
  */
 #define SETTLE_MAX 512
 
-/* Timer: settle queued publishes, one per room per round. */
+/* Timer: settle queued publishes, room after room. */
 static void
 local_settle(void *arg)
 {
@@ -231,40 +231,40 @@ local_settle(void *arg)
 	struct pending *p;
 	struct room *r, *later = NULL, **latertail = &later;
 	uint64_t pass = ++l->pass;
-	size_t n;
+	size_t n = 0;
 
 	l->timer = NULL;	/* a one-shot timer is gone once it fired */
-	for (n = 0; l->ahead != NULL && n < SETTLE_MAX; n++) {
-		/*
-		 * Take the first publish of the first room, and put the room
-		 * back at the end if it has more.  The lists are consistent
-		 * before the callbacks, which may publish again and may prune
-		 * inactive rooms.  What the callbacks publish waits for the
-		 * next pass: a room whose next publish is that new is set
-		 * aside (its later ones are newer still).
-		 */
+	while (l->ahead != NULL && n < SETTLE_MAX) {
 		r = l->ahead;
 		if ((l->ahead = r->anext) == NULL)
 			l->atail = &l->ahead;
-		if (r->qhead->pass == pass) {
-			r->anext = NULL;
-			*latertail = r;
-			latertail = &r->anext;
-			n--;
-			continue;
+		/*
+		 * All of this room's publishes from before this pass, in
+		 * order (one batch of frames per subscriber), up to the cap.
+		 * r stays marked active meanwhile: the callbacks, which may
+		 * publish again (those wait for the next pass) and prune
+		 * rooms, neither re-list it nor free it.
+		 */
+		while (n < SETTLE_MAX && r->qhead != NULL &&
+		    r->qhead->pass != pass) {
+			p = r->qhead;
+			if ((r->qhead = p->next) == NULL)
+				r->qtail = &r->qhead;
+			n++;
+			p->cb(p->arg, 0, p->msg.position, NULL);
+			l->host->deliver(l->ctx, &p->msg);
+			free(p);
 		}
-		p = r->qhead;
-		if ((r->qhead = p->next) == NULL) {
-			r->qtail = &r->qhead;
+		r->anext = NULL;
+		if (r->qhead == NULL)
 			r->active = 0;
+		else if (r->qhead->pass == pass) {
+			*latertail = r;		/* only new ones: next pass */
+			latertail = &r->anext;
 		} else {
-			r->anext = NULL;
-			*l->atail = r;
+			*l->atail = r;		/* cut by the cap: others first */
 			l->atail = &r->anext;
 		}
-		p->cb(p->arg, 0, p->msg.position, NULL);
-		l->host->deliver(l->ctx, &p->msg);
-		free(p);
 	}
 	if (later != NULL) {
 		*l->atail = later;
