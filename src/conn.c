@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "msg.h"
 #include "session.h"
+#include "util.h"
 #include "ws.h"
 
 /* Tails up to this size are copied into the output buffer (cheaper than a
@@ -57,6 +58,13 @@ static int flush_armed;
 static size_t nconns;
 static struct evconnlistener *listeners[4];
 static int nlisteners;
+/* accept(2) failures: see accept_error_cb */
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPT_LOG_MS 10000
+static struct event *accept_ev;
+static int accept_paused;
+static uint64_t accept_fails;
+static int64_t accept_logged = -ACCEPT_LOG_MS;
 static SSL_CTX *tls_ctx;
 
 #define LISTEN_TLS 0x100	/* or'ed into the listener's kind */
@@ -68,6 +76,7 @@ static void conn_destroy(struct conn *c);
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 static void trim_cb(evutil_socket_t fd, short what, void *arg);
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg);
 
 int
 conn_init(struct config *c, struct event_base *b)
@@ -76,6 +85,7 @@ conn_init(struct config *c, struct event_base *b)
 	base = b;
 	if ((flush_ev = event_new(base, -1, 0, flush_cb, NULL)) == NULL ||
 	    (trim_ev = event_new(base, -1, EV_PERSIST, trim_cb, NULL)) ==
+	    NULL || (accept_ev = evtimer_new(base, accept_resume_cb, NULL)) ==
 	    NULL)
 		return -1;
 	return 0;
@@ -185,14 +195,58 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	    kind == CONN_STOMP ? "stomp" : "http");
 }
 
+/*
+ * accept(2) failed.  Out of descriptors or memory, the pending connection
+ * stays in the backlog and the listener stays readable: accepting again at
+ * once would spin.  Stop accepting for ACCEPT_PAUSE_MS instead (connections
+ * in the backlog wait, new ones queue in it or are refused by the kernel),
+ * count it, and log once per ACCEPT_LOG_MS with the number of failures.
+ */
+static void
+accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int i;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	accept_paused = 0;
+	for (i = 0; i < nlisteners; i++)
+		evconnlistener_enable(listeners[i]);
+}
+
 static void
 accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval pause = { 0, ACCEPT_PAUSE_MS * 1000 };
+	int64_t now = mono_ms();
+	int i;
 
 	(void)l;
 	(void)arg;
-	log_error("accept: %s", evutil_socket_error_to_string(err));
+	stats.err_accept++;
+	accept_fails++;
+	if (now - accept_logged >= ACCEPT_LOG_MS) {
+		log_error("accept: %s (%llu time%s since the last report); "
+		    "not accepting for %d ms at a time while it lasts%s",
+		    evutil_socket_error_to_string(err),
+		    (unsigned long long)accept_fails, accept_fails == 1 ? "" :
+		    "s", ACCEPT_PAUSE_MS, err == EMFILE || err == ENFILE ?
+		    ": raise the open-file limit (LimitNOFILE=, ulimit -n) or "
+		    "lower [limits] ip_max_connections" : "");
+		accept_logged = now;
+		accept_fails = 0;
+	}
+	if (accept_paused || accept_ev == NULL)
+		return;
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS &&
+	    err != ENOMEM)
+		return;		/* a failure of that one connection */
+	accept_paused = 1;
+	for (i = 0; i < nlisteners; i++)
+		evconnlistener_disable(listeners[i]);
+	evtimer_add(accept_ev, &pause);
 }
 
 static int
@@ -297,6 +351,9 @@ conn_fini(void)
 	if (trim_ev != NULL)
 		event_free(trim_ev);
 	trim_ev = NULL;
+	if (accept_ev != NULL)
+		event_free(accept_ev);
+	accept_ev = NULL;
 	if (tls_ctx != NULL)
 		SSL_CTX_free(tls_ctx);
 	tls_ctx = NULL;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -140,6 +141,33 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(base);
 }
 
+/*
+ * Every connection is a descriptor: take the hard open-file limit as the
+ * soft one (systemd's LimitNOFILE= or ulimit -Hn sets it), and say what it
+ * is.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			log_warn("cannot raise the open-file limit from %llu "
+			    "to %llu: %s", (unsigned long long)was,
+			    (unsigned long long)rl.rlim_max, strerror(errno));
+			return;
+		}
+	}
+	log_info("open-file limit %llu (connections need one each)",
+	    (unsigned long long)rl.rlim_cur);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -188,6 +216,7 @@ main(int argc, char **argv)
 	}
 	log_level = cfg->log_level;
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	/* no evthread locking: only the loop thread touches libevent (workers
 	 * signal through an eventfd), and the locks cost ~12% of fan-out */
 	if ((base = event_base_new()) == NULL) {

@@ -115,10 +115,11 @@ metrics_render(struct evbuffer *out)
 	    "\nparley_errors_total{kind=\"heartbeat\"} %" PRIu64
 	    "\nparley_errors_total{kind=\"slow_consumer\"} %" PRIu64
 	    "\nparley_errors_total{kind=\"storage\"} %" PRIu64
-	    "\nparley_errors_total{kind=\"http\"} %" PRIu64 "\n",
+	    "\nparley_errors_total{kind=\"http\"} %" PRIu64
+	    "\nparley_errors_total{kind=\"accept\"} %" PRIu64 "\n",
 	    stats.err_protocol, stats.err_ws, stats.err_auth,
 	    stats.err_heartbeat, stats.slow_consumers, stats.err_storage,
-	    stats.err_http);
+	    stats.err_http, stats.err_accept);
 	if (extra != NULL)
 		extra(out);
 	pthread_mutex_lock(&lock);

@@ -27,6 +27,7 @@ struct core_stats {
 	uint64_t err_heartbeat;		/* peers dropped for silence */
 	uint64_t err_storage;		/* failed batch writes */
 	uint64_t err_http;		/* 4xx/5xx answers */
+	uint64_t err_accept;		/* accept(2) failures */
 	uint64_t resumes;
 	uint64_t resumes_unrecovered;
 };
