@@ -506,7 +506,7 @@ flush_one(struct conn *c)
 	ssize_t n;
 
 	if (c->pend != NULL && evbuffer_get_length(c->pend) > 0) {
-		/* frames with referenced tails: keep the order, one writev */
+		/* referenced tails or a spill: obuf goes behind, one writev */
 		if (c->olen > 0)
 			evbuffer_add(c->pend, c->obuf, c->olen);
 		c->olen = 0;

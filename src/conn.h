@@ -45,8 +45,9 @@ struct conn {
 	 * while the connection is busy.  A flush at the end of the turn sends
 	 * it with one send(2) when the socket takes it and moves what is left
 	 * to the bufferevent's output.  pend (created on first use) holds
-	 * frames that reference a large shared tail instead of copying it;
-	 * its bytes go before obuf's.
+	 * frames that reference a large shared tail instead of copying it,
+	 * and what a burst spilled from obuf past 16 KiB; its bytes go
+	 * before obuf's.
 	 */
 	unsigned char *obuf;
 	size_t olen, ocap;

@@ -178,7 +178,6 @@ set_closing(struct session *s)
 		broker_sub_direct(sub, NULL, NULL, 0);
 }
 
-
 /*
  * Send ERROR (message names the problem; detail goes in the body) and
  * close, as the spec requires.
