@@ -198,9 +198,15 @@ utf8_valid(const unsigned char *s, size_t len)
 		unsigned char c = s[i];
 		uint32_t cp;
 		size_t n, k;
+		uint64_t w;
 
 		if (c < 0x80) {
-			i++;
+			/* ASCII, the common case: eight bytes at a time */
+			for (i++; i + 8 <= len; i += 8) {
+				memcpy(&w, s + i, 8);
+				if (w & 0x8080808080808080ULL)
+					break;
+			}
 			continue;
 		}
 		if (c >= 0xc2 && c <= 0xdf) {

@@ -1,8 +1,9 @@
 /*
- * ws.c - WebSocket handshake and framing.  wslay parses client frames
- * (masking, fragmentation, control frames, size limit) and answers pings
- * and closes; conn.c writes data frames itself so that shared message bytes
- * are not copied into wslay's queue.
+ * ws.c - WebSocket handshake and framing.  wslay's frame layer reads client
+ * frames (header, lengths, unmasking); this file assembles messages,
+ * checks the protocol's rules (masking, opcodes, fragmentation, UTF-8, the
+ * size limit) and answers pings and closes.  conn.c writes data frames
+ * itself so that shared message bytes are not copied per connection.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -154,25 +155,39 @@ ws_check_upgrade(const struct ws_request *r, const char *origins,
 /* ------------------------------------------------------------ framing */
 
 /*
- * A connection's WebSocket state.  wslay's context (two 4 KiB buffers) only
- * exists while it holds something: between messages, with every byte it
- * was given turned into whole frames, it is freed, and made again when the
- * next bytes arrive.  An idle connection then costs a few dozen bytes here.
+ * A connection's WebSocket state.  wslay's frame layer reads client frames
+ * (header, lengths, unmasking); messages, control frames and the protocol's
+ * rules are here.  (wslay's event layer did the same with a byte-at-a-time
+ * UTF-8 check and two allocations per message: 13% of the loop's time in
+ * `bench rooms`, doc/performance.md.)
+ *
+ * wslay's frame context holds a 4 KiB input buffer, so it only exists
+ * while it holds something: between messages, with every byte it was given
+ * turned into whole frames, it is freed, and made again when the next
+ * bytes arrive.  An idle connection then costs a few dozen bytes here.
  */
 struct ws {
-	wslay_event_context_ptr ctx;	/* NULL while idle */
+	wslay_frame_context_ptr ctx;	/* NULL while idle */
 	size_t max_msg;
 	uint64_t handed;	/* bytes given to this ctx */
 	uint64_t framed;	/* bytes of the frames it finished */
-	uint64_t cur;		/* size of the frame being read */
-	int in_msg;		/* a fragmented message is open */
+	uint64_t cur;		/* size of the frame being read, 0 between */
+	uint64_t off;		/* payload bytes of it read so far */
+	int op;			/* its opcode */
+	int fin;		/* its FIN bit */
+	int msg_op;		/* text/binary of an open fragmented message */
+	unsigned char *msg;	/* fragments (or a frame split over reads) */
+	size_t msg_len, msg_cap;
+	unsigned char ctl[125];	/* a control frame's payload */
+	size_t ctl_len;
 	int close_sent;		/* a close frame went out */
 	int recent;		/* inputs since the last trim pass */
+	int reading;		/* inside ws_input */
+	int freed;		/* ws_free was called meanwhile */
 };
 
 static ssize_t
-recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-    void *user)
+recv_cb(uint8_t *buf, size_t len, int flags, void *user)
 {
 	struct conn *c = user;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -180,118 +195,59 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 
 	(void)flags;
 	n = evbuffer_remove(in, buf, len);
-	if (n <= 0) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
+	if (n <= 0)
+		return -1;	/* wslay: WSLAY_ERR_WANT_READ */
 	((struct ws *)c->ws)->handed += (uint64_t)n;
 	return n;
 }
 
+/* The frame layer is only used to read; a server does not mask. */
 static ssize_t
-send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-    int flags, void *user)
+send_cb(const uint8_t *data, size_t len, int flags, void *user)
 {
-	struct conn *c = user;
-
+	(void)data;
+	(void)len;
 	(void)flags;
-	/* behind the data frames queued this turn, never before them */
-	if (c->bev == NULL || conn_write_raw(c, data, len) == -1) {
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	return (ssize_t)len;
+	(void)user;
+	return -1;
 }
 
 static int
-genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+genmask_cb(uint8_t *buf, size_t len, void *user)
 {
-	(void)ctx;
+	(void)buf;
+	(void)len;
 	(void)user;
-	if (getrandom(buf, len, 0) != (ssize_t)len)
-		memset(buf, 0x5a, len);
-	return 0;
+	return -1;
 }
 
-static void
-msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg
-    *arg, void *user)
-{
-	struct conn *c = user;
-
-	if (c->closing || c->closed)
-		return;
-	switch (arg->opcode) {
-	case WSLAY_TEXT_FRAME:
-		if (!utf8_valid(arg->msg, arg->msg_length)) {
-			static const char why[] = "invalid UTF-8 in a text "
-			    "message";
-
-			stats.err_ws++;
-			log_info("%s: %s", c->peer, why);
-			wslay_event_queue_close(ctx, 1007,
-			    (const uint8_t *)why, sizeof(why) - 1);
-			return;
-		}
-		/* FALLTHROUGH */
-	case WSLAY_BINARY_FRAME:
-		if (c->session != NULL)
-			session_input(c->session, (const char *)arg->msg,
-			    arg->msg_length);
-		break;
-	case WSLAY_CONNECTION_CLOSE:
-		log_debug("%s: WebSocket close %u", c->peer,
-		    arg->status_code);
-		break;
-	default:
-		break;
-	}
-}
-
-static void
-frame_start_cb(wslay_event_context_ptr ctx,
-    const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
-{
-	struct conn *c = user;
-	struct ws *w = c->ws;
-	uint64_t len = arg->payload_length;
-
-	(void)ctx;
-	/* client frames: 2-byte header, extended length, 4-byte mask */
-	w->cur = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + 4 + len;
-	if (arg->opcode < 0x8)		/* data or continuation */
-		w->in_msg = !arg->fin;
-}
-
-static void
-frame_end_cb(wslay_event_context_ptr ctx, void *user)
-{
-	struct conn *c = user;
-	struct ws *w = c->ws;
-
-	(void)ctx;
-	w->framed += w->cur;
-	w->cur = 0;
-}
-
-static const struct wslay_event_callbacks callbacks = {
-	recv_cb, send_cb, genmask_cb, frame_start_cb, NULL, frame_end_cb,
-	msg_cb
+static const struct wslay_frame_callbacks callbacks = {
+	send_cb, recv_cb, genmask_cb
 };
 
+/* A control frame from the server (unmasked), behind the queued frames. */
 static int
-ws_ctx_new(struct conn *c)
+ctl_send(struct conn *c, int opcode, const void *payload, size_t len)
 {
-	struct ws *w = c->ws;
+	unsigned char f[2 + 125];
 
-	if (wslay_event_context_server_init(&w->ctx, &callbacks, c) != 0) {
-		w->ctx = NULL;
-		return -1;
-	}
-	/* STOMP frames ride in messages: the frame limit bounds them */
-	wslay_event_config_set_max_recv_msg_length(w->ctx, w->max_msg);
-	w->handed = w->framed = w->cur = 0;
-	return 0;
+	if (len > 125)
+		len = 125;
+	f[0] = (unsigned char)(0x80 | opcode);
+	f[1] = (unsigned char)len;
+	if (len > 0)
+		memcpy(f + 2, payload, len);
+	return conn_write_raw(c, f, 2 + len);
+}
+
+static void
+ctx_drop(struct ws *w)
+{
+	wslay_frame_context_free(w->ctx);
+	w->ctx = NULL;
+	free(w->msg);
+	w->msg = NULL;
+	w->msg_len = w->msg_cap = 0;
 }
 
 int
@@ -306,14 +262,12 @@ ws_init(struct conn *c, size_t max_msg)
 	return 0;		/* the wslay context comes with the first bytes */
 }
 
-/* Every byte handed to the context has become whole frames, no
- * fragmented message is open and nothing waits to be sent: the context
- * can go (wslay's is about 8.6 KiB) and a fresh one take over later. */
+/* Every byte handed to the context has become whole frames and no
+ * fragmented message is open: the context can go. */
 static int
 ws_droppable(struct ws *w)
 {
-	return !w->in_msg && w->cur == 0 && w->handed == w->framed &&
-	    !wslay_event_want_write(w->ctx);
+	return w->cur == 0 && w->msg_op == 0 && w->handed == w->framed;
 }
 
 int
@@ -329,48 +283,221 @@ ws_trim(struct conn *c)
 	int was = w->recent;
 
 	w->recent = 0;
-	if (w->ctx != NULL && !was && ws_droppable(w)) {
-		wslay_event_context_free(w->ctx);
-		w->ctx = NULL;
-	}
+	if (w->ctx != NULL && !was && ws_droppable(w))
+		ctx_drop(w);
 	return w->ctx != NULL || was;
+}
+
+/* A protocol error: close frame with code and reason, stop reading. */
+static void
+fail(struct conn *c, int code, const char *why)
+{
+	if (code == 1002 || code == 1007 || code == 1009)
+		stats.err_ws++;
+	log_info("%s: WebSocket: %s", c->peer, why);
+	ws_close(c, code, why);
+	conn_close(c, code, why);
+}
+
+/* RFC 6455 7.4: codes a peer may send in a close frame. */
+static int
+close_code_valid(unsigned code)
+{
+	return (code >= 1000 && code <= 1011 && code != 1004 &&
+	    code != 1005 && code != 1006) || (code >= 3000 && code <= 4999);
+}
+
+static void
+on_control(struct conn *c, struct ws *w)
+{
+	unsigned code;
+
+	switch (w->op) {
+	case WSLAY_PING:
+		(void)ctl_send(c, WSLAY_PONG, w->ctl, w->ctl_len);
+		break;
+	case WSLAY_CONNECTION_CLOSE:
+		if (w->ctl_len == 1) {
+			fail(c, 1002, "close frame with a 1-byte payload");
+			return;
+		}
+		code = w->ctl_len >= 2 ? (unsigned)(w->ctl[0] << 8 | w->ctl[1])
+		    : 0;
+		if (w->ctl_len >= 2 && !close_code_valid(code)) {
+			fail(c, 1002, "invalid close code");
+			return;
+		}
+		if (w->ctl_len > 2 && !utf8_valid(w->ctl + 2, w->ctl_len - 2)) {
+			fail(c, 1007, "invalid UTF-8 in a close reason");
+			return;
+		}
+		log_debug("%s: WebSocket close %u", c->peer, code);
+		/* echo the code (none when the peer sent none), then close */
+		if (!w->close_sent)
+			(void)ctl_send(c, WSLAY_CONNECTION_CLOSE, w->ctl,
+			    w->ctl_len >= 2 ? 2 : 0);
+		w->close_sent = 1;
+		if (code != 0 && code != 1000 && code != 1001)
+			log_info("%s: WebSocket closed with code %u", c->peer,
+			    code);
+		conn_close(c, code != 0 ? (int)code : 1000, "WebSocket closed");
+		break;
+	default:		/* a pong */
+		break;
+	}
+}
+
+/* A whole message: check a text one, hand it to the session. */
+static void
+on_message(struct conn *c, int op, const unsigned char *m, size_t len)
+{
+	if (op == WSLAY_TEXT_FRAME && !utf8_valid(m, len)) {
+		fail(c, 1007, "invalid UTF-8 in a text message");
+		return;
+	}
+	if (c->session != NULL)
+		session_input(c->session, (const char *)m, len);
+}
+
+static int
+msg_append(struct ws *w, const unsigned char *p, size_t n)
+{
+	size_t cap;
+	unsigned char *b;
+
+	if (w->msg_len + n > w->msg_cap) {
+		for (cap = w->msg_cap ? w->msg_cap * 2 : 1024;
+		    cap < w->msg_len + n; cap *= 2)
+			;
+		if ((b = realloc(w->msg, cap)) == NULL)
+			return -1;
+		w->msg = b;
+		w->msg_cap = cap;
+	}
+	memcpy(w->msg + w->msg_len, p, n);
+	w->msg_len += n;
+	return 0;
+}
+
+/* A new frame's header: the protocol's rules.  Returns -1 after fail(). */
+static int
+frame_start(struct conn *c, struct ws *w, const struct wslay_frame_iocb *io)
+{
+	uint64_t len = io->payload_length;
+
+	if (io->rsv != 0)
+		return fail(c, 1002, "reserved bits set without an extension"),
+		    -1;
+	if (!io->mask)
+		return fail(c, 1002, "unmasked client frame"), -1;
+	switch (io->opcode) {
+	case WSLAY_CONTINUATION_FRAME:
+		if (w->msg_op == 0)
+			return fail(c, 1002, "continuation frame without a "
+			    "message"), -1;
+		break;
+	case WSLAY_TEXT_FRAME:
+	case WSLAY_BINARY_FRAME:
+		if (w->msg_op != 0)
+			return fail(c, 1002, "new message inside a fragmented "
+			    "one"), -1;
+		break;
+	case WSLAY_CONNECTION_CLOSE:
+	case WSLAY_PING:
+	case WSLAY_PONG:
+		break;		/* wslay checked: FIN set, at most 125 bytes */
+	default:
+		return fail(c, 1002, "reserved opcode"), -1;
+	}
+	if (io->opcode < 0x8 && w->msg_len + len > w->max_msg)
+		return fail(c, 1009, "message over the size limit"), -1;
+	w->cur = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + 4 + len;
+	w->off = 0;
+	w->op = io->opcode;
+	w->fin = io->fin;
+	w->ctl_len = 0;
+	if (io->opcode == WSLAY_TEXT_FRAME || io->opcode == WSLAY_BINARY_FRAME)
+		w->msg_op = io->opcode;
+	return 0;
+}
+
+/* Read every whole frame in the input; 0, or -1 when the connection
+ * closed or is closing. */
+static int
+read_frames(struct conn *c, struct ws *w)
+{
+	struct wslay_frame_iocb io;
+	ssize_t r;
+
+	while (!c->closed && !c->closing && !w->freed) {
+		memset(&io, 0, sizeof(io));
+		r = wslay_frame_recv(w->ctx, &io);
+		if (r == WSLAY_ERR_WANT_READ)
+			return 0;
+		if (r < 0) {
+			fail(c, r == WSLAY_ERR_PROTO ? 1002 : 1011,
+			    "malformed frame header");
+			return -1;
+		}
+		if (w->cur == 0 && frame_start(c, w, &io) == -1)
+			return -1;
+		if (w->op >= 0x8) {
+			memcpy(w->ctl + w->ctl_len, io.data, io.data_length);
+			w->ctl_len += io.data_length;
+		} else if (w->fin && w->off == 0 && w->msg_len == 0 &&
+		    io.data_length == io.payload_length) {
+			/* a whole message in one piece: no copy */
+			w->off = io.payload_length;
+			w->framed += w->cur;
+			w->cur = 0;
+			w->msg_op = 0;
+			on_message(c, io.opcode, io.data, io.data_length);
+			continue;
+		} else if (io.data_length > 0 &&
+		    msg_append(w, io.data, io.data_length) == -1) {
+			conn_close(c, 1011, "out of memory");
+			return -1;
+		}
+		w->off += io.data_length;
+		if (w->off < io.payload_length)
+			continue;	/* the rest of the frame comes later */
+		w->framed += w->cur;
+		w->cur = 0;
+		if (w->op >= 0x8)
+			on_control(c, w);
+		else if (w->fin) {
+			int op = w->msg_op;
+			size_t len = w->msg_len;
+
+			w->msg_op = 0;
+			w->msg_len = 0;
+			on_message(c, op, w->msg, len);
+		}
+	}
+	return -1;
 }
 
 void
 ws_input(struct conn *c)
 {
 	struct ws *w = c->ws;
-	int rv, busy = w->recent >= WS_BUSY_INPUTS;
+	int busy = w->recent >= WS_BUSY_INPUTS;
 
-	if (w->ctx == NULL && ws_ctx_new(c) == -1) {
+	if (w->ctx == NULL &&
+	    wslay_frame_context_init(&w->ctx, &callbacks, c) != 0) {
+		w->ctx = NULL;
 		conn_close(c, 1011, "out of memory");
 		return;
 	}
 	if (w->recent < WS_BUSY_INPUTS)
 		w->recent++;
 	conn_trim_later(c);
-	rv = wslay_event_recv(w->ctx);
-	if (!c->closed && c->ws != NULL)
-		wslay_event_send(w->ctx);
-	if (c->closed || c->closing)
-		return;
-	if (rv != 0) {
-		stats.err_ws++;
-		conn_close(c, 1011, "WebSocket receive failed");
-		return;
-	}
-	if (wslay_event_get_close_received(w->ctx) ||
-	    wslay_event_get_close_sent(w->ctx)) {
-		uint16_t code = wslay_event_get_status_code_sent(w->ctx);
-
-		w->close_sent |= wslay_event_get_close_sent(w->ctx);
-		if (code == 1002 || code == 1009)
-			stats.err_ws++;
-		if (code != WSLAY_CODE_NORMAL_CLOSURE &&
-		    code != WSLAY_CODE_NO_STATUS_RCVD && code != 0)
-			log_info("%s: WebSocket closed with code %u", c->peer,
-			    code);
-		conn_close(c, code, "WebSocket closed");
+	w->reading = 1;
+	(void)read_frames(c, w);
+	w->reading = 0;
+	if (w->freed) {			/* the connection went meanwhile */
+		ctx_drop(w);
+		free(w);
 		return;
 	}
 	/*
@@ -380,10 +507,8 @@ ws_input(struct conn *c)
 	 * trim pass) keeps it, and the trim pass drops it once the
 	 * connection has been quiet for a second.
 	 */
-	if (!busy && ws_droppable(w)) {
-		wslay_event_context_free(w->ctx);
-		w->ctx = NULL;
-	}
+	if (!busy && w->ctx != NULL && ws_droppable(w))
+		ctx_drop(w);
 }
 
 int
@@ -391,28 +516,25 @@ ws_can_send(struct conn *c)
 {
 	struct ws *w = c->ws;
 
-	if (w == NULL || w->close_sent)
-		return 0;
-	return w->ctx == NULL || !wslay_event_get_close_sent(w->ctx);
+	return w != NULL && !w->close_sent;
 }
 
 void
 ws_close(struct conn *c, int code, const char *reason)
 {
 	struct ws *w = c->ws;
+	unsigned char p[125];
 	size_t n = reason ? strlen(reason) : 0;
 
 	if (w == NULL || w->close_sent)
 		return;
-	if (w->ctx == NULL && ws_ctx_new(c) == -1)
-		return;
-	if (wslay_event_get_close_sent(w->ctx))
-		return;
-	if (n > 123)
-		n = 123;	/* control frame payload limit */
-	wslay_event_queue_close(w->ctx, (uint16_t)code,
-	    (const uint8_t *)reason, n);
-	wslay_event_send(w->ctx);
+	if (n > sizeof(p) - 2)
+		n = sizeof(p) - 2;	/* control frame payload limit */
+	p[0] = (unsigned char)(code >> 8);
+	p[1] = (unsigned char)code;
+	if (n > 0)
+		memcpy(p + 2, reason, n);
+	(void)ctl_send(c, WSLAY_CONNECTION_CLOSE, p, 2 + n);
 	w->close_sent = 1;
 }
 
@@ -421,8 +543,14 @@ ws_free(struct conn *c)
 {
 	struct ws *w = c->ws;
 
-	if (w != NULL && w->ctx != NULL)
-		wslay_event_context_free(w->ctx);
-	free(w);
 	c->ws = NULL;
+	if (w == NULL)
+		return;
+	if (w->reading) {		/* ws_input frees it on its way out */
+		w->freed = 1;
+		return;
+	}
+	if (w->ctx != NULL)
+		ctx_drop(w);
+	free(w);
 }

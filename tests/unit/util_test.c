@@ -189,6 +189,39 @@ test_utf8(void)
 		ok(bad == 0, "all 65536 two-byte strings classified correctly "
 		    "(%d wrong)", bad);
 	}
+	/* long ASCII runs (checked eight bytes at a time) with one bad
+	 * byte, a good character or a cut one at every position and length */
+	{
+		int bad = 0;
+		size_t len, at;
+		unsigned char s[48];
+
+		for (len = 1; len <= sizeof(s); len++)
+			for (at = 0; at < len; at++) {
+				memset(s, 'a', sizeof(s));
+				s[at] = 0xff;
+				if (utf8_valid(s, len))
+					bad++;
+				s[at] = 0x80;	/* a lone continuation */
+				if (utf8_valid(s, len))
+					bad++;
+				if (at + 1 < len) {
+					s[at] = 0xc3;
+					s[at + 1] = 0xa9;
+					if (!utf8_valid(s, len))
+						bad++;
+				} else {
+					s[at] = 0xc3;	/* cut by len */
+					if (utf8_valid(s, len))
+						bad++;
+				}
+				memset(s, 'a', sizeof(s));
+				if (!utf8_valid(s, len))
+					bad++;
+			}
+		ok(bad == 0, "ASCII runs of 1-48 bytes with a bad byte, a "
+		    "character or a cut one at every position (%d wrong)", bad);
+	}
 }
 
 /* ------------------------------------------------------------ parse_u64 */
