@@ -459,6 +459,18 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ------------------------------------------------------------ output */
 
+/*
+ * The flat output buffer grows to OBUF_MAX before bytes spill into pend.
+ * Past OBUF_HOLD it goes straight to OBUF_MAX, and is freed once its
+ * bytes went out: a busy connection's turn (a small room's burst of 60
+ * frames, 16-20 KiB) is one send(2) without copies into evbuffer chains,
+ * and no connection holds more than OBUF_HOLD between turns.
+ */
+#define OBUF_MAX (64 * 1024)
+#define OBUF_HOLD (16 * 1024)
+/* Kept by a connection in use; bigger ones are freed by the trim pass. */
+#define OBUF_KEEP (2 * 1024)
+
 size_t
 conn_outbound(struct conn *c)
 {
@@ -528,6 +540,11 @@ flush_one(struct conn *c)
 			obuf_to_bev(c, off);
 		c->olen = 0;
 	}
+	if (c->ocap > OBUF_HOLD) {	/* a burst's buffer: gone now */
+		free(c->obuf);
+		c->obuf = NULL;
+		c->ocap = 0;
+	}
 	if (c->closing && conn_outbound(c) == 0)
 		conn_destroy(c);
 }
@@ -582,10 +599,6 @@ mark_dirty(struct conn *c)
 	}
 }
 
-/* The flat output buffer grows to this before bytes spill into pend. */
-#define OBUF_MAX (16 * 1024)
-/* Kept by a connection in use; bigger ones are freed by the trim pass. */
-#define OBUF_KEEP (2 * 1024)
 
 /*
  * Per-connection buffers (the output buffer here, wslay's context in ws.c)
@@ -687,6 +700,8 @@ obuf_grow(struct conn *c, size_t n)
 	}
 	for (cap = c->ocap ? c->ocap * 2 : 512; cap < c->olen + n; cap *= 2)
 		;
+	if (cap > OBUF_HOLD && cap < OBUF_MAX)
+		cap = OBUF_MAX;
 	if ((b = realloc(c->obuf, cap)) == NULL)
 		return NULL;
 	c->obuf = b;

@@ -20,9 +20,11 @@ const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
 
 // sizes on both sides of the 1 KiB copy/reference limit, of the 125 and
-// 65535-byte WebSocket length forms, and of the first obuf allocation
+// 65535-byte WebSocket length forms, and of the first obuf allocation;
+// then a burst of small ones
 const SIZES = [1, 100, 125, 126, 500, 1023, 1024, 1025, 4000, 65535, 65536, 200000];
 const ROUNDS = 12;
+const BURST = 400;
 
 function frameReader(onFrame) {
   let buf = Buffer.alloc(0);
@@ -126,6 +128,18 @@ async function run(label, binary, pluginDir) {
       pub.write('SEND', { destination: '/room/sizes', 'content-type': 'application/octet-stream', 'content-length': n, receipt: `p${sent.length}` }, body);
     }
   }
+  // a burst of small frames (tails under the 1 KiB reference limit, so
+  // all copied), pipelined; replayed below in one loop turn, they pass
+  // the flat buffer's 64 KiB and spill into pend
+  const roundsLast = `p${sent.length}`;
+  await until(() => pub.frames.some((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === roundsLast), 30000, 'receipts of the rounds');
+  pub.sock.cork();
+  for (let i = 0; i < BURST; i++) {
+    const body = Buffer.from(`burst ${i} `.padEnd([1, 100, 300, 600][i % 4], 'b'));
+    sent.push(body);
+    pub.write('SEND', { destination: '/room/sizes', 'content-length': body.length, receipt: `p${sent.length}` }, body);
+  }
+  pub.sock.uncork();
   const last = `p${sent.length}`;
   await until(() => pub.frames.some((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === last), 30000, 'publisher receipts');
   t.ok(!pub.frames.some((f) => f.command === 'ERROR'), `${name0}: published ${sent.length} messages of ${SIZES.length} sizes (${(sent.reduce((a, b) => a + b.length, 0) / 1048576).toFixed(1)} MiB)`);
@@ -146,6 +160,22 @@ async function run(label, binary, pluginDir) {
     await until(() => c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event).length >= sent.length, 5000, name).catch(() => {});
     const got = c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event);
     t.is(got.length && got[got.length - 1].body.toString(), 'tail', `${name0}, ${name}: a later small message comes last`);
+  }
+  // resuming from the start replays everything in one go: hundreds of
+  // copied frames and referenced tails in a few loop turns (the spill past
+  // the flat buffer's 64 KiB, and its return to a small buffer after)
+  const resumers = {
+    'resuming WebSocket': await stompWs(srv.ws, 'wsresume'),
+    'resuming STOMP/TCP': await stompTcp(srv.stompPort, 'tcpresume'),
+  };
+  for (const [name, c] of Object.entries(resumers)) {
+    await until(() => c.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED');
+    c.write('SUBSCRIBE', { destination: '/room/sizes', id: 'r', since: '0', receipt: 'resume' });
+    await until(() => c.frames.some((f) => f.command === 'RECEIPT'), 30000, `${name} replay`).catch(() => {});
+    const marker = c.frames.find((f) => f.headers.event === 'resumed');
+    t.is(marker && marker.headers.recovered, 'true', `${name0}, ${name}: replay complete (recovered:true)`);
+    check(`${name0}, ${name}`, c.frames, sent);
+    subs[name] = c;
   }
   for (const c of Object.values(subs)) { if (c.ws) c.ws.terminate(); else c.sock.destroy(); }
   pub.sock.destroy();
