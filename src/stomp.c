@@ -209,7 +209,8 @@ stomp_header_get(const struct stomp_frame *f, const char *name)
 	size_t i;
 
 	for (i = 0; i < f->nheaders; i++)
-		if (strcmp(f->headers[i].name, name) == 0)
+		if (f->headers[i].name[0] == name[0] &&
+		    strcmp(f->headers[i].name, name) == 0)
 			return f->headers[i].value;
 	return NULL;
 }

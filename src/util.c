@@ -154,7 +154,10 @@ mono_ms(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* the coarse clock (a few ms of resolution) is enough for rate
+	 * limits, heart-beats and deadlines, and costs 3 ns instead of 20:
+	 * it is read several times per frame */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 

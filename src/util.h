@@ -38,7 +38,8 @@ void	 strmap_foreach(const struct strmap *m,
 
 uint32_t hash_str(const char *s);
 
-/* Milliseconds since the Unix epoch / monotonic milliseconds. */
+/* Milliseconds since the Unix epoch / monotonic milliseconds (coarse:
+ * resolution of a few ms, for timeouts and rates, not for measuring). */
 int64_t	 now_ms(void);
 int64_t	 mono_ms(void);
 
