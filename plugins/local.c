@@ -251,8 +251,11 @@ local_settle(void *arg)
 			if ((r->qhead = p->next) == NULL)
 				r->qtail = &r->qhead;
 			n++;
-			p->cb(p->arg, 0, p->msg.position, NULL);
+			/* delivered, then settled: the host then finds the
+			 * message queued for storage and hangs the publisher's
+			 * receipt on it (no lookup by id at commit) */
 			l->host->deliver(l->ctx, &p->msg);
+			p->cb(p->arg, 0, p->msg.position, NULL);
 			free(p);
 		}
 		r->anext = NULL;

@@ -118,19 +118,28 @@ store_work(void *arg)
 static void flush(void);
 
 static void
-fire_waiters(struct pmsg *p, int status)
+fire_list(struct waiter *w, int status)
 {
-	struct waiter *w, *next;
+	struct waiter *next;
 
-	if (waiters.count == 0)
-		return;
-	if ((w = strmap_del(&waiters, p->m.id)) == NULL)
-		return;
 	for (; w != NULL; w = next) {
 		next = w->next;
 		w->cb(w->arg, status);
 		free(w);
 	}
+}
+
+/* The receipts waiting for p: attached to it, or (registered before p
+ * was queued) in the map by id. */
+static void
+fire_waiters(struct pmsg *p, int status)
+{
+	struct waiter *w = p->waiters;
+
+	p->waiters = NULL;
+	fire_list(w, status);
+	if (waiters.count > 0 && (w = strmap_del(&waiters, p->m.id)) != NULL)
+		fire_list(w, status);
 }
 
 /* Tell a persist-feed backplane which messages are committed. */
@@ -287,9 +296,21 @@ batcher_wait(const char *id, void (*cb)(void *, int), void *arg)
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return -1;
-	snprintf(w->id, sizeof(w->id), "%s", id);
 	w->cb = cb;
 	w->arg = arg;
+	/*
+	 * The message was queued just now (a backplane that delivers before
+	 * it settles the publish, as local does): the receipt goes with it,
+	 * without a map entry (which cost 4-6% of the loop in `bench rooms`).
+	 */
+	if (qlen > 0 && strcmp(queue[qhead + qlen - 1]->m.id, id) == 0) {
+		struct pmsg *p = queue[qhead + qlen - 1];
+
+		w->next = p->waiters;
+		p->waiters = w;
+		return 0;
+	}
+	snprintf(w->id, sizeof(w->id), "%s", id);
 	w->next = strmap_get(&waiters, w->id);
 	if (strmap_put(&waiters, w->id, w) == -1) {
 		free(w);
@@ -344,15 +365,9 @@ batcher_drain(int timeout_ms)
 static void
 free_waiter(const char *key, void *value, void *arg)
 {
-	struct waiter *w = value, *next;
-
 	(void)key;
 	(void)arg;
-	for (; w != NULL; w = next) {
-		next = w->next;
-		w->cb(w->arg, -1);
-		free(w);
-	}
+	fire_list(value, -1);
 }
 
 void
@@ -362,10 +377,14 @@ batcher_fini(void)
 
 	strmap_foreach(&waiters, free_waiter, NULL);
 	strmap_free(&waiters);
-	for (i = 0; i < qlen; i++)
+	for (i = 0; i < qlen; i++) {
+		fire_waiters(queue[qhead + i], -1);
 		pmsg_unref(queue[qhead + i]);
-	for (i = 0; i < ninflight; i++)
+	}
+	for (i = 0; i < ninflight; i++) {
+		fire_waiters(inflight[i], -1);
 		pmsg_unref(inflight[i]);
+	}
 	free(queue);
 	free(inflight);
 	free(inflight_msgs);

@@ -24,6 +24,7 @@ struct pmsg {
 	int stored;		/* storage event (chat, edit, delete) */
 	int has_token;		/* fed by the backplane's persist feed */
 	uint64_t token;		/* ... with this token, acked after commit */
+	void *waiters;		/* batcher.c: receipts waiting for its commit */
 };
 
 /*

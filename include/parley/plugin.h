@@ -269,7 +269,9 @@ struct parley_backplane_ops {
 	 * Publish msg (borrowed for the call; copy what you keep).  The
 	 * backplane assigns the position and later deliver()s the message to
 	 * every instance, this one included.  cb is called exactly once, on
-	 * the loop, possibly before publish returns.
+	 * the loop, possibly before publish returns.  A backplane that
+	 * deliver()s a message on this instance and then calls its cb in the
+	 * same turn (local does) saves the host a lookup per message.
 	 */
 	void (*publish)(void *state, const struct parley_msg *msg,
 	    parley_publish_cb cb, void *arg);

@@ -13,6 +13,10 @@
 //   db.log()            the server's error log so far
 //   await db.stop()     stop it and remove the temp dir (safe to call twice)
 //
+//   await withMariadb(t, async (db) => { ... })   for a TAP test: a server
+//                       that cannot start is a failed assertion (with the
+//                       reason); the server is stopped when fn ends
+//
 // Works as root (mariadbd then runs with --user=root) and in parallel with
 // other tests: nothing is shared but the binaries.  Throws with the reason
 // (and the server log) when the server cannot be set up or started.
@@ -176,4 +180,19 @@ async function startMariadb(opts = {}) {
   return db;
 }
 
-module.exports = { startMariadb };
+async function withMariadb(t, fn) {
+  let db;
+  try {
+    db = await startMariadb();
+  } catch (e) {
+    t.ok(false, `MariaDB starts for the test: ${e.message}`);
+    return;
+  }
+  try {
+    await fn(db);
+  } finally {
+    await db.stop();
+  }
+}
+
+module.exports = { startMariadb, withMariadb };

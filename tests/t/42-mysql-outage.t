@@ -12,7 +12,7 @@
 const t = require('../lib/tap');
 const { startParley, sleep, httpGet, basic } = require('../lib/parley');
 const { connectWs } = require('../lib/stomp');
-const { startMariadb } = require('../lib/svc-mariadb');
+const { withMariadb } = require('../lib/svc-mariadb');
 
 const ROOM = 'outage';
 let db, srv;
@@ -85,13 +85,8 @@ async function checkStored(name, sent) {
   t.is(cnt, String(rows.length), `${name}: rooms.message_count agrees with the table`);
 }
 
-t.run(async () => {
-  try {
-    db = await startMariadb();
-  } catch (e) {
-    t.ok(false, `MariaDB starts for the test: ${e.message}`);
-    return;
-  }
+t.run(() => withMariadb(t, async (d) => {
+  db = d;
   try {
     srv = await startParley({
       ini: {
@@ -189,6 +184,5 @@ t.run(async () => {
   } finally {
     for (const c of clients) if (!c.closed) await c.close().catch(() => {});
     if (srv) await srv.stop().catch(() => {});
-    await db.stop();
   }
-}, { timeoutMs: 180000 });
+}), { timeoutMs: 180000 });

@@ -11,7 +11,7 @@
 const t = require('../lib/tap');
 const { startParley, sleep, httpGet, httpRequest, basic } = require('../lib/parley');
 const { connectWs } = require('../lib/stomp');
-const { startMariadb } = require('../lib/svc-mariadb');
+const { withMariadb } = require('../lib/svc-mariadb');
 
 const ROOM = 'mod-chat';
 const servers = [];
@@ -44,14 +44,7 @@ async function history(srv, room) {
   return all;
 }
 
-t.run(async () => {
-  let db;
-  try {
-    db = await startMariadb();
-  } catch (e) {
-    t.ok(false, `MariaDB starts for the test: ${e.message}`);
-    return;
-  }
+t.run(() => withMariadb(t, async (db) => {
   try {
     const mysql = { socket: db.socket, user: db.user, password: db.password, database: db.database };
     const srv = await startParley({
@@ -176,6 +169,5 @@ t.run(async () => {
     t.ok(!/wrong/.test(err.split('\n').filter((l) => /mysql/.test(l)).join('\n')), '... without printing the password');
   } finally {
     for (const s of servers) await s.stop().catch(() => {});
-    await db.stop();
   }
-}, { timeoutMs: 120000 });
+}), { timeoutMs: 120000 });
