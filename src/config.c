@@ -174,8 +174,8 @@ static const struct key keytab[] = {
 	    F(perm_moderator_role), "role that may moderate every room it can read" },
 	{ "batch", "size", KT_INT, "256", 1, 100000, NULL, 0,
 	    F(batch_size), "write-behind: flush after this many messages" },
-	{ "batch", "interval_ms", KT_MS, "20", 1, 60000, NULL, 0,
-	    F(batch_interval_ms), "write-behind: flush at least this often" },
+	{ "batch", "interval_ms", KT_MS, "0", 0, 60000, NULL, 0,
+	    F(batch_interval_ms), "write-behind: longest a message waits for others to join its batch (0: written as soon as storage is free)" },
 	{ "batch", "max_pending", KT_INT, "100000", 1, 100000000, NULL, 0,
 	    F(batch_max_pending), "unpersisted messages kept in memory at most" },
 };

@@ -244,7 +244,7 @@ test_defaults(void)
 	    strcmp(c->storage, "sqlite") == 0 && strcmp(c->media, "fs") == 0 &&
 	    strcmp(c->auth_plugins, "open") == 0 && c->auth_allow_open == 1,
 	    "defaults: plugins local, sqlite, fs, open (allowed)");
-	ok(c->batch_size == 256 && c->batch_interval_ms == 20 &&
+	ok(c->batch_size == 256 && c->batch_interval_ms == 0 &&
 	    c->batch_max_pending == 100000, "defaults: batch");
 #ifdef PARLEY_PLUGIN_DIR
 	snprintf(want, sizeof(want), "%s", PARLEY_PLUGIN_DIR);
@@ -433,8 +433,8 @@ static const struct bad bads[] = {
 	    "unknown value (allowed: error, warn, info, debug)", "enum" },
 	{ "[server]\nheartbeat_ms = -1\n", "[server] heartbeat_ms = '-1': out "
 	    "of range (allowed: 0..3600000 milliseconds)", "duration" },
-	{ "[batch]\ninterval_ms = 0\n", "[batch] interval_ms = '0': out of "
-	    "range (allowed: 1..60000 milliseconds)", "batch duration" },
+	{ "[batch]\ninterval_ms = 60001\n", "[batch] interval_ms = '60001': out "
+	    "of range (allowed: 0..60000 milliseconds)", "batch duration" },
 	{ "[server]\nlisten = 0.0.0.0\n", "[server] listen = '0.0.0.0': "
 	    "missing :port (allowed: host:port", "host:port without port" },
 	{ "[server]\nlisten = ::1:8080\n", "[server] listen = '::1:8080': "
