@@ -8,6 +8,7 @@
  * to that; the moderator role adds moderate; the admin role has all.
  */
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,14 @@ static struct config *cfg;
 static unsigned perm_default;
 static struct rule *rules;
 static size_t nrules;
+
+/* [limits] trusted_proxies: address blocks, IPv4 ones as v4-mapped v6 */
+struct netblock {
+	unsigned char addr[16];
+	int bits;		/* prefix length over the 128 bits */
+};
+static struct netblock *proxies;
+static size_t nproxies;
 
 const char *
 perm_name(unsigned perm)
@@ -138,6 +147,136 @@ parse_rule(const char *key, const char *val, struct rule *r)
 	return 0;
 }
 
+/* Text address to 16 bytes (IPv4 as ::ffff:a.b.c.d); 4 or 6, 0 if none. */
+static int
+addr_parse(const char *s, unsigned char out[16])
+{
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, s, &a4) == 1) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &a4, 4);
+		return 4;
+	}
+	if (inet_pton(AF_INET6, s, out) == 1)
+		return 6;
+	return 0;
+}
+
+static int
+block_has(const struct netblock *b, const unsigned char a[16])
+{
+	int full = b->bits / 8, rest = b->bits % 8;
+
+	if (memcmp(a, b->addr, (size_t)full) != 0)
+		return 0;
+	return rest == 0 ||
+	    ((a[full] ^ b->addr[full]) & (0xff << (8 - rest)) & 0xff) == 0;
+}
+
+/* "addr[/bits], addr[/bits] ..." (commas or spaces) */
+static int
+parse_proxies(const char *list)
+{
+	const char *p = list;
+	char tok[64], *slash, *end;
+	size_t n;
+	long bits;
+	int fam;
+
+	while (*p != '\0') {
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		n = strcspn(p, ", \t");
+		if (n == 0)
+			break;
+		if (n >= sizeof(tok))
+			return bad("limits", "trusted_proxies", list,
+			    "an entry is too long for an address");
+		memcpy(tok, p, n);
+		tok[n] = '\0';
+		p += n;
+		if ((slash = strchr(tok, '/')) != NULL)
+			*slash++ = '\0';
+		struct netblock *nb = realloc(proxies,
+		    (nproxies + 1) * sizeof(*nb));
+		if (nb == NULL)
+			return -1;
+		proxies = nb;
+		nb = &proxies[nproxies];
+		if ((fam = addr_parse(tok, nb->addr)) == 0)
+			return bad("limits", "trusted_proxies", list,
+			    "not an IP address or address/prefix (for "
+			    "example 127.0.0.1, 10.0.0.0/8, ::1)");
+		nb->bits = 128;
+		if (slash != NULL) {
+			bits = strtol(slash, &end, 10);
+			if (*slash == '\0' || *end != '\0' || bits < 0 ||
+			    bits > (fam == 4 ? 32 : 128))
+				return bad("limits", "trusted_proxies", list,
+				    "prefix length out of range (IPv4 0..32, "
+				    "IPv6 0..128)");
+			nb->bits = (int)bits + (fam == 4 ? 96 : 0);
+		}
+		nproxies++;
+	}
+	return 0;
+}
+
+int
+access_trusted_proxy(const char *ip)
+{
+	unsigned char a[16];
+	size_t i;
+
+	if (nproxies == 0 || addr_parse(ip, a) == 0)
+		return 0;
+	for (i = 0; i < nproxies; i++)
+		if (block_has(&proxies[i], a))
+			return 1;
+	return 0;
+}
+
+void
+access_client_ip(const char *peer, const char *xff, char *out,
+    size_t outlen)
+{
+	char hop[64];
+	const char *end, *start, *s;
+	size_t n;
+	unsigned char a[16];
+
+	snprintf(out, outlen, "%s", peer);
+	if (xff == NULL || !access_trusted_proxy(peer))
+		return;
+	/* from the right: every trusted hop passes the question on; what is
+	 * not an address ends the walk at the last one that was */
+	for (end = xff + strlen(xff); end > xff;
+	    end = start > xff ? start - 1 : xff) {
+		start = end;
+		while (start > xff && start[-1] != ',')
+			start--;
+		s = start;
+		n = (size_t)(end - start);
+		while (n > 0 && isspace((unsigned char)*s)) {
+			s++;
+			n--;
+		}
+		while (n > 0 && isspace((unsigned char)s[n - 1]))
+			n--;
+		if (n == 0 || n >= sizeof(hop))
+			return;
+		memcpy(hop, s, n);
+		hop[n] = '\0';
+		if (addr_parse(hop, a) == 0)
+			return;
+		snprintf(out, outlen, "%s", hop);
+		if (!access_trusted_proxy(hop))
+			return;
+	}
+}
+
 int
 access_init(struct config *c)
 {
@@ -145,6 +284,8 @@ access_init(struct config *c)
 	size_t n, i;
 
 	cfg = c;
+	if (parse_proxies(c->trusted_proxies) == -1)
+		return -1;
 	if (parse_perms(c->perm_default, strlen(c->perm_default),
 	    &perm_default) == -1)
 		return bad("permissions", "default", c->perm_default,
@@ -179,6 +320,9 @@ access_fini(void)
 	free(rules);
 	rules = NULL;
 	nrules = 0;
+	free(proxies);
+	proxies = NULL;
+	nproxies = 0;
 }
 
 /* Case-insensitive match of room against pattern (trailing '*' = prefix,

@@ -43,4 +43,15 @@ int	 bucket_take(struct bucket *b, double rate, double burst, double n,
 int	 access_ip_admit(const char *ip);
 void	 access_ip_release(const char *ip);
 
+/* Is ip (text, v4 or v6) one of [limits] trusted_proxies? */
+int	 access_trusted_proxy(const char *ip);
+/*
+ * The client behind a connection from peer: when peer is a trusted proxy,
+ * the rightmost address in xff (X-Forwarded-For, may be NULL) that is not
+ * a trusted proxy (the proxies append, so what is left of that is the
+ * client's word, not a proxy's); otherwise peer.  Writes it to out.
+ */
+void	 access_client_ip(const char *peer, const char *xff, char *out,
+	    size_t outlen);
+
 #endif

@@ -166,6 +166,8 @@ static const struct key keytab[] = {
 	    F(ip_connect_rate), "new connections per second per client IP (0 = no limit)" },
 	{ "limits", "ip_connect_burst", KT_INT, "200", 1, 1000000, NULL, 0,
 	    F(ip_connect_burst), "new connections at once per client IP above ip_connect_rate" },
+	{ "limits", "trusted_proxies", KT_STRING, "", 0, 0, NULL, KF_EMPTY,
+	    F(trusted_proxies), "addresses or CIDR blocks of reverse proxies whose X-Forwarded-For names the client" },
 	{ "permissions", "default", KT_STRING, "read,write", 0, 0, NULL, KF_EMPTY,
 	    F(perm_default), "what every authenticated user may do in rooms without a [rooms] rule" },
 	{ "permissions", "admin_role", KT_STRING, "admin", 0, 0, NULL, KF_EMPTY,

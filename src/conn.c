@@ -129,7 +129,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	enum conn_kind kind = (enum conn_kind)((intptr_t)arg & 0xff);
 	struct conn *c;
 	char addr[INET6_ADDRSTRLEN] = "?";
-	int port = 0, one = 1;
+	int port = 0, one = 1, via;
 
 	(void)l;
 	(void)salen;
@@ -144,18 +144,23 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
 		port = ntohs(sin6->sin6_port);
 	}
-	if (access_ip_admit(addr) == -1) {
+	/* a trusted proxy's HTTP connection is counted for the client it
+	 * names, at the WebSocket upgrade (conn_admit_client) */
+	via = kind != CONN_STOMP && access_trusted_proxy(addr);
+	if (!via && access_ip_admit(addr) == -1) {
 		evutil_closesocket(fd);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		access_ip_release(addr);
+		if (!via)
+			access_ip_release(addr);
 		evutil_closesocket(fd);
 		return;
 	}
 	snprintf(c->ip, sizeof(c->ip), "%s", addr);
-	c->admitted = 1;
+	c->admitted = !via;
+	c->via_proxy = via;
 	c->refcnt = 1;
 	c->kind = kind;
 	snprintf(c->peer, sizeof(c->peer), "%s:%d", addr, port);
@@ -171,7 +176,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	} else
 		c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
-		access_ip_release(addr);
+		if (!via)
+			access_ip_release(addr);
 		evutil_closesocket(fd);
 		free(c);
 		return;
@@ -962,6 +968,24 @@ conn_pause(struct conn *c, int ms)
 	c->reading_paused = 1;
 	bufferevent_disable(c->bev, EV_READ);
 	evtimer_add(c->unpause, &tv);
+}
+
+int
+conn_admit_client(struct conn *c, const char *xff)
+{
+	char ip[INET6_ADDRSTRLEN];
+	char peer[sizeof(c->peer)];
+
+	if (!c->via_proxy || c->admitted)
+		return 0;
+	access_client_ip(c->ip, xff, ip, sizeof(ip));
+	if (access_ip_admit(ip) == -1)
+		return -1;
+	snprintf(peer, sizeof(peer), "%.46s via %.60s", ip, c->peer);
+	memcpy(c->peer, peer, sizeof(peer));
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	c->admitted = 1;
+	return 0;
 }
 
 int

@@ -29,7 +29,8 @@ struct conn {
 	int refcnt;
 	enum conn_kind kind;
 	struct bufferevent *bev;
-	char peer[64];			/* "addr:port" for logs */
+	char peer[112];			/* "addr:port" (or "client via
+					 * proxy:port") for logs */
 	struct session *session;	/* WS and STOMP */
 	struct http_conn *http;		/* HTTP parser state */
 	void *ws;			/* wslay context (CONN_WS) */
@@ -60,6 +61,7 @@ struct conn {
 	int dirty;			/* on the flush list */
 	TAILQ_ENTRY(conn) dirty_entry;
 	int admitted;			/* counted in the per-IP table */
+	int via_proxy;			/* from a trusted proxy (HTTP) */
 	TAILQ_ENTRY(conn) entry;
 };
 
@@ -118,5 +120,12 @@ void	conn_pause(struct conn *c, int ms);
 
 /* For ws.c/http.c: switch an HTTP connection to WebSocket. */
 int	conn_upgrade_ws(struct conn *c, const char *bearer);
+/*
+ * A connection from a [limits] trusted_proxies address: count it for the
+ * client X-Forwarded-For (xff, may be NULL) names, which also goes into
+ * c->ip and c->peer.  0, or -1 when that client is over its per-IP limits.
+ * Any other connection was counted at accept: 0.
+ */
+int	conn_admit_client(struct conn *c, const char *xff);
 
 #endif

@@ -577,6 +577,12 @@ serve_upgrade(struct conn *c, struct http_req *r)
 		return;
 	}
 	free(joined);
+	/* behind a trusted proxy the per-IP limits apply to its client */
+	if (conn_admit_client(c, http_header(r, "x-forwarded-for")) == -1) {
+		r->keep_alive = 0;
+		http_error(c, 429, "too many connections from this address");
+		return;
+	}
 	bearer[0] = '\0';
 	auth = http_header(r, "authorization");
 	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)

@@ -572,7 +572,8 @@ struct media_upload {
 	int handled;		/* media_handle took it; answer when done */
 	int answered;
 	int storing;		/* the store job runs */
-	char peer[64];
+	char peer[112];			/* conn's peer, for logs */
+	char ip[48];			/* conn's client address */
 	/* what the client said */
 	char *login, *pass, *bearer;
 	char room[PARLEY_ROOM_MAX + 1];
@@ -1062,7 +1063,7 @@ auth_work(void *arg)
 	cred.login = u->login;
 	cred.passcode = u->pass;
 	cred.bearer = u->bearer;
-	cred.remote_addr = u->peer;
+	cred.remote_addr = u->ip;
 	u->auth_result = plugins_authenticate(&cred, &u->id, u->why,
 	    sizeof(u->why));
 	if (u->auth_result == PARLEY_AUTH_ALLOW && u->room[0] != '\0')
@@ -1106,6 +1107,7 @@ media_upload_begin(struct conn *c, struct http_req *r, int64_t clen)
 	u->fd = -1;
 	u->auth = AUTH_SKIPPED;
 	snprintf(u->peer, sizeof(u->peer), "%s", c->peer);
+	snprintf(u->ip, sizeof(u->ip), "%s", c->ip);
 	if ((u->pending = evbuffer_new()) == NULL ||
 	    (u->sha = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL) != 1) {
@@ -1437,7 +1439,8 @@ struct fjob {
 	enum fop op;
 	char mid[PARLEY_ID_MAX + 1];
 	char *login, *pass, *bearer;
-	char peer[64];
+	char peer[112];			/* conn's peer, for logs */
+	char ip[48];			/* conn's client address */
 	char inm[160];		/* If-None-Match */
 	int auth;
 	struct parley_identity id;
@@ -1481,7 +1484,7 @@ fetch_work(void *arg)
 	cred.login = j->login;
 	cred.passcode = j->pass;
 	cred.bearer = j->bearer;
-	cred.remote_addr = j->peer;
+	cred.remote_addr = j->ip;
 	j->auth = plugins_authenticate(&cred, &j->id, j->why, sizeof(j->why));
 	if (j->auth != PARLEY_AUTH_ALLOW)
 		return;
@@ -1662,6 +1665,7 @@ handle_fetch(struct conn *c, struct http_req *r, const char *mid)
 	    strcmp(r->method, "HEAD") == 0 ? F_HEAD : F_GET;
 	snprintf(j->mid, sizeof(j->mid), "%s", mid);
 	snprintf(j->peer, sizeof(j->peer), "%s", c->peer);
+	snprintf(j->ip, sizeof(j->ip), "%s", c->ip);
 	if ((inm = http_header(r, "if-none-match")) != NULL)
 		snprintf(j->inm, sizeof(j->inm), "%s", inm);
 	if (rest_credentials(r, &j->login, &j->pass, &j->bearer) == -1) {

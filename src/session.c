@@ -778,7 +778,7 @@ handle_connect(struct session *s, struct stomp_frame *f)
 		j->bearer = strdup(s->bearer);
 	if (receipt)
 		j->receipt = strdup(receipt);
-	snprintf(j->addr, sizeof(j->addr), "%s", s->conn->peer);
+	snprintf(j->addr, sizeof(j->addr), "%s", s->conn->ip);
 	j->cred.login = j->login;
 	j->cred.passcode = j->passcode;
 	j->cred.bearer = j->bearer;

@@ -388,6 +388,8 @@ struct parley_credentials {
 	const char *login;	/* STOMP login */
 	const char *passcode;	/* STOMP passcode */
 	const char *bearer;	/* Authorization: Bearer or access_token */
+	/* the client's IP address, text, no port; behind a proxy listed in
+	 * [limits] trusted_proxies the one its X-Forwarded-For names */
 	const char *remote_addr;
 	void *spare[4];
 };
