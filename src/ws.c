@@ -351,6 +351,8 @@ on_control(struct conn *c, struct ws *w)
 static void
 on_message(struct conn *c, int op, const unsigned char *m, size_t len)
 {
+	if (m == NULL)
+		m = (const unsigned char *)"";	/* empty fragments: no buffer */
 	if (op == WSLAY_TEXT_FRAME && !utf8_valid(m, len)) {
 		fail(c, 1007, "invalid UTF-8 in a text message");
 		return;

@@ -679,6 +679,15 @@ test_framing(void)
 	    "pong, and one message");
 	ws_teardown(&c);
 
+	/* an empty message in two empty fragments */
+	ws_setup(&c, 65536);
+	n = client_frame(fr, 0, 0x1, "", 0, 1);
+	n += client_frame(fr + n, 1, 0x0, "", 0, 1);
+	feed(&c, fr, n);
+	ok(got_calls == 1 && got_len == 0 && !c.closing, "an empty message in "
+	    "two empty fragments is one (empty) message");
+	ws_teardown(&c);
+
 	/* a new text frame while a fragmented message is open */
 	ws_setup(&c, 65536);
 	n = client_frame(fr, 0, 0x1, "ab", 2, 1);
