@@ -605,7 +605,6 @@ mark_dirty(struct conn *c)
 	}
 }
 
-
 /*
  * Per-connection buffers (the output buffer here, wslay's context in ws.c)
  * are kept while a connection is busy (no malloc per turn) and freed once

@@ -5,12 +5,10 @@
  * size limit) and answers pings and closes.  conn.c writes data frames
  * itself so that shared message bytes are not copied per connection.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -430,6 +428,7 @@ read_frames(struct conn *c, struct ws *w)
 {
 	struct wslay_frame_iocb io;
 	ssize_t r;
+	int whole;
 
 	while (!c->closed && !c->closing && !w->freed) {
 		memset(&io, 0, sizeof(io));
@@ -443,19 +442,13 @@ read_frames(struct conn *c, struct ws *w)
 		}
 		if (w->cur == 0 && frame_start(c, w, &io) == -1)
 			return -1;
+		/* a whole message in one piece is handed over without a copy */
+		whole = w->op < 0x8 && w->fin && w->off == 0 &&
+		    w->msg_len == 0 && io.data_length == io.payload_length;
 		if (w->op >= 0x8) {
 			memcpy(w->ctl + w->ctl_len, io.data, io.data_length);
 			w->ctl_len += io.data_length;
-		} else if (w->fin && w->off == 0 && w->msg_len == 0 &&
-		    io.data_length == io.payload_length) {
-			/* a whole message in one piece: no copy */
-			w->off = io.payload_length;
-			w->framed += w->cur;
-			w->cur = 0;
-			w->msg_op = 0;
-			on_message(c, io.opcode, io.data, io.data_length);
-			continue;
-		} else if (io.data_length > 0 &&
+		} else if (!whole && io.data_length > 0 &&
 		    msg_append(w, io.data, io.data_length) == -1) {
 			conn_close(c, 1011, "out of memory");
 			return -1;
@@ -473,7 +466,10 @@ read_frames(struct conn *c, struct ws *w)
 
 			w->msg_op = 0;
 			w->msg_len = 0;
-			on_message(c, op, w->msg, len);
+			if (whole)
+				on_message(c, op, io.data, io.data_length);
+			else
+				on_message(c, op, w->msg, len);
 		}
 	}
 	return -1;

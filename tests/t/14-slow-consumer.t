@@ -7,68 +7,17 @@
 // metric, while a normal subscriber (@stomp/stompjs) keeps receiving every
 // message.  The server's memory stays bounded while 20 MB are published.
 const fs = require('fs');
-const net = require('net');
 const WebSocket = require('ws');
 const t = require('../lib/tap');
 const { startParley, sleep, httpGet } = require('../lib/parley');
 const { connectWs } = require('../lib/stomp');
+const { frameReader, stompTcp } = require('../lib/stomp-raw');
 
 const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
 
 const BODY = 16384;
 const TOTAL = 1280;	// x 16 KiB = 20 MiB published
-
-// Minimal STOMP frame reader for a byte stream (content-length aware).
-function frameReader(onFrame) {
-  let buf = Buffer.alloc(0);
-  return (d) => {
-    buf = Buffer.concat([buf, d]);
-    for (;;) {
-      while (buf.length && buf[0] === 10) buf = buf.slice(1);
-      const he = buf.indexOf('\n\n');
-      if (he === -1) return;
-      const lines = buf.slice(0, he).toString().split('\n');
-      const f = { command: lines.shift(), headers: {} };
-      for (const l of lines) { const i = l.indexOf(':'); if (!(l.slice(0, i) in f.headers)) f.headers[l.slice(0, i)] = l.slice(i + 1); }
-      let end;
-      if (f.headers['content-length'] !== undefined) {
-        end = he + 2 + Number(f.headers['content-length']);
-        if (buf.length < end + 1) return;
-      } else {
-        end = buf.indexOf(0, he + 2);
-        if (end === -1) return;
-      }
-      f.body = buf.slice(he + 2, end).toString();
-      buf = buf.slice(end + 1);
-      onFrame(f);
-    }
-  };
-}
-
-function tcpClient(port, login) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const c = { sock, frames: [], closed: false, waiters: [] };
-    const wake = () => { for (const w of c.waiters.slice()) w(); };
-    c.wait = (pred, ms, what) => new Promise((res, rej) => {
-      if (pred()) return res();
-      const check = () => { if (pred()) { clearTimeout(tm); c.waiters.splice(c.waiters.indexOf(check), 1); res(); } };
-      const tm = setTimeout(() => { c.waiters.splice(c.waiters.indexOf(check), 1); rej(new Error('timeout waiting for ' + what)); }, ms);
-      c.waiters.push(check);
-    });
-    c.write = (cmd, h, body = '') => {
-      let s = cmd + '\n';
-      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
-      return sock.write(s + '\n' + body + '\0');
-    };
-    sock.on('data', frameReader((f) => { c.frames.push(f); wake(); }));
-    sock.on('close', () => { c.closed = true; wake(); });
-    sock.on('error', () => {});
-    sock.on('connect', () => c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }));
-    c.wait(() => c.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED').then(() => resolve(c), reject);
-  });
-}
 
 async function metric(srv, re) {
   const m = await httpGet(`${srv.http}/metrics`);
@@ -83,7 +32,7 @@ t.run(async () => {
   const kb = (key) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status())[1]);
 
   // the slow TCP subscriber: subscribes, then stops reading
-  const slow = await tcpClient(srv.stompPort, 'slowtcp');
+  const slow = await stompTcp(srv.stompPort, 'slowtcp');
   slow.write('SUBSCRIBE', { destination: '/room/flood', id: 'slow', receipt: 'sub' });
   await slow.wait(() => slow.frames.some((f) => f.command === 'RECEIPT'), 5000, 'SUBSCRIBE receipt');
   slow.sock.pause();
@@ -108,7 +57,7 @@ t.run(async () => {
   fast.subscribe('flood', {}, (m) => { if (!m.headers.event) fastGot.push(m.headers.position); });
   await sleep(200);
 
-  const pub = await tcpClient(srv.stompPort, 'publisher');
+  const pub = await stompTcp(srv.stompPort, 'publisher');
   const rss0 = kb('VmRSS');
   const body = 'x'.repeat(BODY);
   let sent = 0, cutAt = null;

@@ -10,11 +10,11 @@
 // ASan/UBSan build.
 const fs = require('fs');
 const path = require('path');
-const net = require('net');
 const crypto = require('crypto');
 const WebSocket = require('ws');
 const t = require('../lib/tap');
 const { startParley, sleep, ROOT } = require('../lib/parley');
+const { frameReader, stompTcp } = require('../lib/stomp-raw');
 
 const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
@@ -25,43 +25,6 @@ process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.p
 const SIZES = [1, 100, 125, 126, 500, 1023, 1024, 1025, 4000, 65535, 65536, 200000];
 const ROUNDS = 12;
 const BURST = 400;
-
-function frameReader(onFrame) {
-  let buf = Buffer.alloc(0);
-  return (d) => {
-    buf = Buffer.concat([buf, d]);
-    for (;;) {
-      while (buf.length && (buf[0] === 10 || buf[0] === 13)) buf = buf.slice(1);
-      const he = buf.indexOf('\n\n');
-      if (he === -1) return;
-      const lines = buf.slice(0, he).toString().split('\n');
-      const f = { command: lines.shift(), headers: {} };
-      for (const l of lines) { const i = l.indexOf(':'); if (!(l.slice(0, i) in f.headers)) f.headers[l.slice(0, i)] = l.slice(i + 1); }
-      const cl = f.headers['content-length'];
-      const end = cl !== undefined ? he + 2 + Number(cl) : buf.indexOf(0, he + 2);
-      if (end === -1 || buf.length < end + 1) return;
-      f.body = buf.slice(he + 2, end);
-      buf = buf.slice(end + 1);
-      onFrame(f);
-    }
-  };
-}
-
-function stompTcp(port, login) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const c = { sock, frames: [] };
-    c.write = (cmd, h, body = '') => {
-      let s = cmd + '\n';
-      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
-      return sock.write(Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]));
-    };
-    sock.on('data', frameReader((f) => c.frames.push(f)));
-    sock.on('error', reject);
-    sock.on('connect', () => c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }));
-    resolve(c);
-  });
-}
 
 function stompWs(url, login) {
   return new Promise((resolve, reject) => {

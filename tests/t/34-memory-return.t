@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 'use strict';
-// Memory goes back to the kernel after a burst.  200 STOMP subscribers stop
-// reading while 400 messages are published to their room, so the server
-// queues megabytes of output; then they read everything.  Within a few
+// Memory goes back to the kernel after a burst.  10 STOMP subscribers stop
+// reading while 15,000 messages are published to their room, so the server
+// queues tens of megabytes of output; then they read everything.  Within a few
 // seconds of the burst the server's RSS must be back near what it was
 // before it (parleyd keeps freed heap pages in the process while it is
 // busy, to avoid a brk(2) and page faults per turn, and gives them back in
 // its once-a-second trim pass).
 const fs = require('fs');
-const net = require('net');
 const t = require('../lib/tap');
 const { startParley, sleep } = require('../lib/parley');
+const { stompTcp } = require('../lib/stomp-raw');
 
 const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
@@ -19,35 +19,24 @@ const SUBS = 10;
 const MSGS = 15000;
 const BODY = 600;	// copied into each connection's output (tails < 1 KiB are not shared)
 
-// A raw STOMP client that counts MESSAGE frames without keeping them.
-function client(port, login, room) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const c = { sock, messages: 0, receipts: new Set(), errors: [], buf: '' };
-    sock.setEncoding('latin1');
-    sock.on('error', reject);
-    sock.on('data', (d) => {
-      c.buf += d;
-      let z;
-      while ((z = c.buf.indexOf('\0')) !== -1) {
-        const f = c.buf.slice(0, z).replace(/^\n+/, '');
-        c.buf = c.buf.slice(z + 1);
-        const cmd = f.slice(0, f.indexOf('\n'));
-        if (cmd === 'MESSAGE' && !/\nevent:/.test(f)) c.messages++;
-        else if (cmd === 'RECEIPT') c.receipts.add(/\nreceipt-id:([^\n]*)/.exec(f)[1]);
-        else if (cmd === 'ERROR') c.errors.push(f);
-        else if (cmd === 'CONNECTED' && room) c.write('SUBSCRIBE', { destination: `/room/${room}`, id: 's', receipt: 'sub' });
-        if (cmd === 'CONNECTED' && !room) resolve(c);
-        if (cmd === 'RECEIPT' && room) resolve(c);
-      }
-    });
-    c.write = (cmd, h, body = '') => {
-      let s = cmd + '\n';
-      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
-      sock.write(s + '\n' + body + '\0');
-    };
-    sock.on('connect', () => c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }));
+// A raw STOMP client that counts MESSAGE frames without keeping them,
+// subscribed to room when one is given.
+async function client(port, login, room) {
+  const k = { messages: 0, receipts: new Set(), errors: [] };
+  const c = await stompTcp(port, login, {
+    keep: false,
+    onFrame: (f) => {
+      if (f.command === 'MESSAGE' && !f.headers.event) k.messages++;
+      else if (f.command === 'RECEIPT') k.receipts.add(f.headers['receipt-id']);
+      else if (f.command === 'ERROR') k.errors.push(f);
+    },
   });
+  Object.assign(k, { sock: c.sock, write: c.write });
+  if (room) {
+    c.write('SUBSCRIBE', { destination: `/room/${room}`, id: 's', receipt: 'sub' });
+    await c.wait(() => k.receipts.has('sub'), 5000, `${login}'s SUBSCRIBE receipt`);
+  }
+  return k;
 }
 
 async function until(pred, ms) {

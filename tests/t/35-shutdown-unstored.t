@@ -7,9 +7,9 @@
 // Storage is mysql on a private MariaDB, stopped once parleyd runs.
 const fs = require('fs');
 const path = require('path');
-const net = require('net');
 const t = require('../lib/tap');
 const { startParley, sleep, ROOT } = require('../lib/parley');
+const { stompTcp } = require('../lib/stomp-raw');
 const { withMariadb } = require('../lib/svc-mariadb');
 
 const servers = [];
@@ -22,37 +22,6 @@ const SAN_ENV = {
 };
 const SAN_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)Sanitizer/;
 const N = 8;
-
-function stomp(port, login) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const c = { sock, frames: [], buf: '', closed: false };
-    sock.setEncoding('latin1');
-    sock.on('error', () => {});
-    sock.on('close', () => { c.closed = true; });
-    sock.on('data', (d) => {
-      c.buf += d;
-      let z;
-      while ((z = c.buf.indexOf('\0')) !== -1) {
-        const raw = c.buf.slice(0, z).replace(/^\n+/, '');
-        c.buf = c.buf.slice(z + 1);
-        const he = raw.indexOf('\n\n');
-        const lines = raw.slice(0, he).split('\n');
-        const f = { command: lines.shift(), headers: {}, body: raw.slice(he + 2) };
-        for (const l of lines) { const i = l.indexOf(':'); if (!(l.slice(0, i) in f.headers)) f.headers[l.slice(0, i)] = l.slice(i + 1); }
-        c.frames.push(f);
-        if (f.command === 'CONNECTED') resolve(c);
-      }
-    });
-    c.write = (cmd, h, body = '') => {
-      let s = cmd + '\n';
-      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
-      sock.write(s + '\n' + body + '\0');
-    };
-    sock.on('connect', () => c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }));
-    setTimeout(() => reject(new Error('no CONNECTED')), 5000);
-  });
-}
 
 async function until(pred, ms) {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (pred()) return true;
@@ -73,12 +42,12 @@ async function run(db, label, binary, pluginDir) {
   });
   servers.push(srv);
   await db.down();
-  const pub = await stomp(srv.stompPort, 'alice');
-  const sub = await stomp(srv.stompPort, 'bob');
+  const pub = await stompTcp(srv.stompPort, 'alice');
+  const sub = await stompTcp(srv.stompPort, 'bob');
   sub.write('SUBSCRIBE', { destination: '/room/unstored', id: 's', receipt: 'sub' });
   await until(() => sub.frames.some((f) => f.command === 'RECEIPT'), 5000);
   for (let i = 0; i < N; i++) pub.write('SEND', { destination: '/room/unstored', receipt: `r${i}` }, `unstored ${i}`);
-  const live = () => sub.frames.filter((f) => f.command === 'MESSAGE' && f.body.startsWith('unstored')).length;
+  const live = () => sub.frames.filter((f) => f.command === 'MESSAGE' && f.body.toString().startsWith('unstored')).length;
   t.ok(await until(() => live() === N, 5000), `${label}: bob gets all ${N} messages live while storage is down (${live()})`);
   await sleep(300);
   t.is(pub.frames.filter((f) => f.command === 'RECEIPT').length, 0, `${label}: no RECEIPT while nothing is stored`);
