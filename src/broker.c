@@ -31,6 +31,7 @@
 
 static struct config *cfg;
 static struct strmap rooms;
+static TAILQ_HEAD(, room) pending = TAILQ_HEAD_INITIALIZER(pending);
 
 int
 broker_init(struct config *c)
@@ -44,9 +45,13 @@ static void
 room_free(const char *key, void *value, void *arg)
 {
 	struct room *r = value;
+	size_t i;
 
 	(void)key;
 	(void)arg;
+	for (i = 0; i < r->nq; i++)
+		pmsg_unref(r->q[i]);
+	free(r->q);
 	free(r->fan);
 	free(r->name);
 	free(r);
@@ -167,14 +172,123 @@ fan_compact(struct room *r)
 	r->holes = 0;
 }
 
+/*
+ * Hand the room's messages v[0..n) (ascending positions) to its
+ * subscribers, each subscriber's share in one go.  A delivery can close a
+ * slow consumer and so remove subscribers: while busy, removal leaves a
+ * hole (sub NULL) instead of moving entries, and subscribers added
+ * meanwhile start after the newest position.  The array may be reallocated
+ * by a subscribe, hence r->fan[i] each time.
+ */
+static void
+fan_out(struct room *r, struct pmsg *const *v, size_t n)
+{
+	struct fan *f;
+	size_t i, j;
+	/*
+	 * From [server] gather_min subscribers on, the frames reference the
+	 * shared tail instead of copying it into each connection's buffer:
+	 * a big room's buffers are not in any cache by the time the next
+	 * frame comes, and each copy is a miss.  A small room's members get
+	 * many frames per turn into buffers that stay cached, and a flat
+	 * buffer sends faster than a long iovec.
+	 */
+	int share = cfg->gather_min > 0 &&
+	    r->nfan >= (size_t)cfg->gather_min;
+
+	for (j = 0; j < n; j++)
+		v[j]->share = share;
+	r->busy++;
+	for (i = 0; i < r->nfan; i++) {
+		f = &r->fan[i];
+		if (f->sub == NULL)
+			continue;
+		/* already sent (seam, duplicate) */
+		for (j = 0; j < n && v[j]->m.position <= f->last_position; j++)
+			;
+		if (j == n)
+			continue;
+		if (f->conn != NULL) {
+			f->last_position = v[n - 1]->m.position;
+			stats.deliveries += conn_send_msgs(f->conn, f->head,
+			    f->head_len, v + j, n - j);
+			continue;
+		}
+		for (; j < n; j++) {
+			f = &r->fan[i];
+			if (f->sub == NULL)
+				break;
+			if (f->sub->replaying)
+				sub_buffer(f->sub, v[j]);
+			else
+				session_deliver(f->sub, v[j]);
+		}
+	}
+	if (--r->busy == 0 && r->holes > 0)
+		fan_compact(r);
+}
+
+/* Fan out the room's queue.  Deliveries may queue more (a slow consumer's
+ * leave): those wait for the next pass. */
+static void
+room_fan(struct room *r)
+{
+	struct pmsg **q = r->q;
+	size_t n = r->nq, cap = r->capq, i;
+
+	if (n == 0)
+		return;
+	r->q = NULL;
+	r->nq = r->capq = 0;
+	fan_out(r, q, n);
+	for (i = 0; i < n; i++)
+		pmsg_unref(q[i]);
+	if (r->q == NULL) {	/* keep the array for the next turn */
+		r->q = q;
+		r->capq = cap;
+	} else
+		free(q);
+}
+
+void
+broker_flush(void)
+{
+	struct room *r;
+
+	while ((r = TAILQ_FIRST(&pending)) != NULL) {
+		TAILQ_REMOVE(&pending, r, pending_entry);
+		r->pending = 0;
+		room_fan(r);
+	}
+}
+
+static int
+room_queue(struct room *r, struct pmsg *p)
+{
+	if (r->nq == r->capq) {
+		size_t cap = r->capq ? r->capq * 2 : 16;
+		struct pmsg **v = realloc(r->q, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		r->q = v;
+		r->capq = cap;
+	}
+	r->q[r->nq++] = pmsg_ref(p);
+	if (!r->pending) {
+		r->pending = 1;
+		TAILQ_INSERT_TAIL(&pending, r, pending_entry);
+		conn_arm_flush();
+	}
+	return 0;
+}
+
 void
 broker_deliver(const struct parley_msg *m)
 {
 	struct room *r;
 	struct pmsg *p;
-	struct fan *f;
 	uint64_t pos = m->position;
-	size_t i;
 
 	if ((r = room_get(m->room)) == NULL)
 		return;
@@ -191,29 +305,11 @@ broker_deliver(const struct parley_msg *m)
 	}
 	r->last_position = pos;
 	r->messages++;
-	/*
-	 * A delivery can close a slow consumer and so remove subscribers:
-	 * while busy, removal leaves a hole (sub NULL) instead of moving
-	 * entries, and subscribers added meanwhile start after pos.  The
-	 * array may be reallocated by a subscribe, hence r->fan[i] each time.
-	 */
-	r->busy++;
-	for (i = 0; i < r->nfan; i++) {
-		f = &r->fan[i];
-		if (pos <= f->last_position || f->sub == NULL)
-			continue;	/* already sent (seam, duplicate) */
-		if (f->conn != NULL) {
-			f->last_position = pos;
-			if (conn_send_msg(f->conn, f->head, f->head_len,
-			    p) == 0)
-				stats.deliveries++;
-		} else if (f->sub->replaying)
-			sub_buffer(f->sub, p);
-		else
-			session_deliver(f->sub, p);
+	if (room_queue(r, p) == -1) {
+		/* out of memory: what is queued, then this one, at once */
+		room_fan(r);
+		fan_out(r, &p, 1);
 	}
-	if (--r->busy == 0 && r->holes > 0)
-		fan_compact(r);
 	/* persist-feed backplanes say what to store through host->persist */
 	if (p->stored && !(plugins.backplane->p->backplane->flags &
 	    PARLEY_BP_PERSIST_FEED) && batcher_add(p) == -1)

@@ -66,14 +66,26 @@ struct room {
 	int holes;			/* entries removed while busy */
 	uint64_t last_position;		/* newest delivered */
 	uint64_t messages;		/* delivered through this instance */
+	/* delivered this loop turn, fanned out at its end (broker_flush) */
+	struct pmsg **q;
+	size_t nq, capq;
+	int pending;			/* on the list of rooms to fan out */
+	TAILQ_ENTRY(room) pending_entry;
 };
 
 int	broker_init(struct config *c);
 void	broker_fini(void);
 
-/* The backplane's deliver(): fan m out to local subscribers, queue it for
- * storage.  Duplicates (by position) are dropped. */
+/*
+ * The backplane's deliver(): queue m for storage and for the room's local
+ * subscribers.  Duplicates (by position) are dropped.  The fan-out happens
+ * at the end of the loop turn (broker_flush, called by conn.c's flush): a
+ * room's messages of one turn go to each subscriber together, so a big
+ * room visits each connection once per turn, not once per message.
+ */
 void	broker_deliver(const struct parley_msg *m);
+/* Fan out what the rooms were delivered this turn. */
+void	broker_flush(void);
 
 /* The backplane's persist(): queue m for storage, ack token after commit. */
 void	broker_persist(const struct parley_msg *m, uint64_t token);

@@ -39,6 +39,7 @@ struct config {
 	int drain_timeout_ms;	/* SIGTERM: time to flush and close */
 	char *instance_id;	/* "" = hostname-pid */
 	int presence_max;	/* join/leave only up to this many subs */
+	int gather_min;		/* shared-copy fan-out from this many subs */
 
 	/* [tls] */
 	char *tls_listen;	/* "" = off */

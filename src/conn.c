@@ -5,7 +5,9 @@
  * buffer; at the end of the loop turn one send(2) carries all frames queued
  * in that turn, and only what the socket does not take goes through the
  * bufferevent.  MESSAGE frames reference the shared tail of the message
- * instead of copying it when it is large.
+ * instead of copying it: the turn's send gathers the connection's own bytes
+ * and the tails (sendmsg), so a room's fan-out writes each tail once, not
+ * once per subscriber into buffers no cache holds.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -15,7 +17,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <limits.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -27,6 +32,7 @@
 #include <event2/util.h>
 
 #include "access.h"
+#include "broker.h"
 #include "config.h"
 #include "conn.h"
 #include "http.h"
@@ -37,9 +43,17 @@
 #include "util.h"
 #include "ws.h"
 
-/* Tails up to this size are copied into the output buffer (cheaper than a
- * referenced chain); larger ones are referenced. */
+/* Tails from this size on are referenced by an evbuffer chain (kept past
+ * the turn if the socket does not take them); smaller ones by the turn's
+ * iov, and copied only if the socket does not take them. */
 #define SHARE_MIN 1024
+/* An obuf piece in iov: iov_base is an offset into obuf. */
+#define IOV_OBUF ((size_t)1 << (sizeof(size_t) * 8 - 1))
+/* More queued pieces than this spill to pend (a burst). */
+#define IOV_SPILL 4096
+#ifndef IOV_MAX
+#define IOV_MAX 1024		/* Linux's UIO_MAXIOV */
+#endif
 /* Connections with at most this much queued are written first. */
 #define FLUSH_FIRST_MAX 512
 /* After a close was queued, give the peer this long to read it. */
@@ -53,6 +67,7 @@ static struct connq conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct connq dirty = TAILQ_HEAD_INITIALIZER(dirty);
 static struct event *flush_ev;
 static struct connq trimq = TAILQ_HEAD_INITIALIZER(trimq);
+static struct pmsg *held;	/* tails the turn's iovs point at */
 static struct event *trim_ev;
 static int flush_armed;
 static size_t nconns;
@@ -77,6 +92,7 @@ static void conn_destroy(struct conn *c);
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 static void trim_cb(evutil_socket_t fd, short what, void *arg);
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg);
+static void release_held(void);
 
 int
 conn_init(struct config *c, struct event_base *b)
@@ -360,6 +376,7 @@ conn_fini(void)
 	if (accept_ev != NULL)
 		event_free(accept_ev);
 	accept_ev = NULL;
+	release_held();
 	if (tls_ctx != NULL)
 		SSL_CTX_free(tls_ctx);
 	tls_ctx = NULL;
@@ -480,7 +497,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 size_t
 conn_outbound(struct conn *c)
 {
-	size_t n = c->olen;
+	size_t n = c->olen + c->oext;
 
 	if (c->pend != NULL)
 		n += evbuffer_get_length(c->pend);
@@ -496,60 +513,201 @@ conn_output(struct conn *c)
 	return bufferevent_get_output(c->bev);
 }
 
-/* Move obuf's bytes from off on to the bufferevent, which writes them
- * when the socket takes them (and calls conn_write_cb when done). */
 static void
-obuf_to_bev(struct conn *c, size_t off)
+queue_reset(struct conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-
-	if (c->pend != NULL && evbuffer_get_length(c->pend) > 0)
-		evbuffer_add_buffer(out, c->pend);
-	if (off < c->olen)
-		evbuffer_add(out, c->obuf + off, c->olen - off);
 	c->olen = 0;
-	c->bev_busy = 1;
+	c->niov = 0;
+	c->osealed = 0;
+	c->oext = 0;
+}
+
+/* Room for two more iov entries (a frame's head piece and its tail) and
+ * one spare for the piece of obuf that may follow (iov_fix). */
+static int
+iov_reserve(struct conn *c)
+{
+	struct iovec *v;
+	int cap;
+
+	if (c->niov + 3 <= c->iovcap)
+		return 0;
+	cap = c->iovcap ? c->iovcap * 2 : 16;
+	if ((v = realloc(c->iov, (size_t)cap * sizeof(*v))) == NULL)
+		return -1;
+	c->iov = v;
+	c->iovcap = cap;
+	return 0;
+}
+
+/* obuf's bytes not yet in iov become its next entry (room reserved). */
+static void
+iov_seal(struct conn *c)
+{
+	if (c->olen == c->osealed)
+		return;
+	c->iov[c->niov].iov_base = (void *)(uintptr_t)c->osealed;
+	c->iov[c->niov].iov_len = (c->olen - c->osealed) | IOV_OBUF;
+	c->niov++;
+	c->osealed = c->olen;
+}
+
+/* The turn's queue as real pointers (obuf does not move after this);
+ * returns its length in bytes. */
+static size_t
+iov_fix(struct conn *c)
+{
+	size_t total = 0;
+	int i;
+
+	iov_seal(c);
+	for (i = 0; i < c->niov; i++) {
+		struct iovec *v = &c->iov[i];
+
+		if (v->iov_len & IOV_OBUF) {
+			v->iov_len &= ~IOV_OBUF;
+			v->iov_base = c->obuf + (uintptr_t)v->iov_base;
+		}
+		total += v->iov_len;
+	}
+	return total;
+}
+
+/* Copy the turn's queue from byte off on to dst (pend or the
+ * bufferevent's output) and empty it. */
+static void
+queue_to(struct conn *c, struct evbuffer *dst, size_t off)
+{
+	int i;
+
+	if (c->niov > 0) {
+		iov_fix(c);
+		for (i = 0; i < c->niov; i++) {
+			size_t len = c->iov[i].iov_len;
+
+			if (off >= len) {
+				off -= len;
+				continue;
+			}
+			evbuffer_add(dst, (char *)c->iov[i].iov_base + off,
+			    len - off);
+			off = 0;
+		}
+	} else if (off < c->olen)
+		evbuffer_add(dst, c->obuf + off, c->olen - off);
+	queue_reset(c);
+}
+
+/* Keep p until the end of the turn's flush (its tail is in iovs). */
+static void
+hold(struct pmsg *p)
+{
+	if (p->held)
+		return;
+	p->held = 1;
+	pmsg_ref(p);
+	p->held_next = held;
+	held = p;
+}
+
+static void
+release_held(void)
+{
+	struct pmsg *p;
+
+	while ((p = held) != NULL) {
+		held = p->held_next;
+		p->held = 0;
+		p->held_next = NULL;
+		pmsg_unref(p);
+	}
+}
+
+/* sendmsg(2) the iov's n entries (total bytes) without blocking, IOV_MAX
+ * at a time; returns the bytes the socket took. */
+static size_t
+send_iov(int fd, struct iovec *iov, int n)
+{
+	struct msghdr mh;
+	size_t done = 0, want;
+	ssize_t r;
+	int i, k;
+
+	while (n > 0) {
+		k = n > IOV_MAX ? IOV_MAX : n;
+		for (i = 0, want = 0; i < k; i++)
+			want += iov[i].iov_len;
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		mh.msg_iovlen = (size_t)k;
+		if ((r = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL)) <= 0)
+			break;
+		done += (size_t)r;
+		if ((size_t)r < want)
+			break;
+		iov += k;
+		n -= k;
+	}
+	return done;
 }
 
 /*
  * End of the loop turn: write what each connection queued.  When nothing
  * is waiting in the bufferevent, one send goes straight to the socket (no
- * EV_WRITE to arm and disarm); the rest, if any, goes to the bufferevent,
- * which writes it when the socket can take it.
+ * EV_WRITE to arm and disarm); the rest, if any, is copied to the
+ * bufferevent, which writes it when the socket can take it.
  */
 static void
 flush_one(struct conn *c)
 {
-	size_t off = 0;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t off = 0, total;
 	ssize_t n;
+	int fd = bufferevent_getfd(c->bev), direct = !c->tls && !c->bev_busy;
 
 	if (c->pend != NULL && evbuffer_get_length(c->pend) > 0) {
-		/* referenced tails or a spill: obuf goes behind, one writev */
-		if (c->olen > 0)
-			evbuffer_add(c->pend, c->obuf, c->olen);
-		c->olen = 0;
-		if (!c->tls && !c->bev_busy)
-			(void)evbuffer_write(c->pend,
-			    bufferevent_getfd(c->bev));
-		if (evbuffer_get_length(c->pend) > 0)
-			obuf_to_bev(c, 0);
+		/* referenced tails or a spill: the turn's queue goes behind,
+		 * one writev */
+		queue_to(c, c->pend, 0);
+		if (direct)
+			(void)evbuffer_write(c->pend, fd);
+		if (evbuffer_get_length(c->pend) > 0) {
+			evbuffer_add_buffer(out, c->pend);
+			c->bev_busy = 1;
+		}
+	} else if (c->niov > 0) {
+		total = iov_fix(c);
+		if (direct)
+			off = send_iov(fd, c->iov, c->niov);
+		if (off < total) {
+			/* EAGAIN, or an error the bufferevent will meet and
+			 * report itself: the rest is copied there */
+			queue_to(c, out, off);
+			c->bev_busy = 1;
+		}
+		queue_reset(c);
 	} else if (c->olen > 0) {
-		/* a failed send (EAGAIN, or an error the bufferevent will meet
-		 * and report itself) leaves the bytes to the bufferevent */
-		if (!c->tls && !c->bev_busy) {
-			n = send(bufferevent_getfd(c->bev), c->obuf, c->olen,
+		if (direct) {
+			n = send(fd, c->obuf, c->olen,
 			    MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (n > 0)
 				off = (size_t)n;
 		}
-		if (off < c->olen)
-			obuf_to_bev(c, off);
-		c->olen = 0;
+		if (off < c->olen) {
+			queue_to(c, out, off);
+			c->bev_busy = 1;
+		}
+		queue_reset(c);
 	}
 	if (c->ocap > OBUF_HOLD) {	/* a burst's buffer: gone now */
 		free(c->obuf);
 		c->obuf = NULL;
 		c->ocap = 0;
+	}
+	if (c->iovcap > 1024) {
+		free(c->iov);
+		c->iov = NULL;
+		c->iovcap = 0;
 	}
 	if (c->closing && conn_outbound(c) == 0)
 		conn_destroy(c);
@@ -563,6 +721,9 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	/* the turn's room messages to their subscribers first (still armed:
+	 * the connections they make dirty are flushed below) */
+	broker_flush();
 	flush_armed = 0;
 	/*
 	 * Connections with little to send go first: a quiet room's frame
@@ -588,6 +749,17 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			flush_one(c);
 		conn_unref(c);
 	}
+	/* every queue pointing at a held tail was sent or copied */
+	release_held();
+}
+
+void
+conn_arm_flush(void)
+{
+	if (!flush_armed) {
+		flush_armed = 1;
+		event_active(flush_ev, EV_TIMEOUT, 0);
+	}
 }
 
 static void
@@ -599,10 +771,7 @@ mark_dirty(struct conn *c)
 	c->dirty = 1;
 	conn_ref(c);		/* until flushed */
 	TAILQ_INSERT_TAIL(&dirty, c, dirty_entry);
-	if (!flush_armed) {
-		flush_armed = 1;
-		event_active(flush_ev, EV_TIMEOUT, 0);
-	}
+	conn_arm_flush();
 }
 
 /*
@@ -639,10 +808,14 @@ static size_t trimmed;		/* bytes of buffers freed in this pass */
 static void
 obuf_free(struct conn *c)
 {
-	trimmed += c->ocap;
+	trimmed += c->ocap + (size_t)c->iovcap * sizeof(*c->iov);
 	free(c->obuf);
 	c->obuf = NULL;
-	c->olen = c->ocap = 0;
+	c->ocap = 0;
+	free(c->iov);
+	c->iov = NULL;
+	c->iovcap = 0;
+	queue_reset(c);
 }
 
 static void
@@ -692,14 +865,12 @@ obuf_grow(struct conn *c, size_t n)
 	c->oused = 1;
 	if (c->olen + n <= c->ocap)
 		return c->obuf + c->olen;
-	if (c->olen > 0 && c->olen + n > OBUF_MAX) {
+	if ((c->olen > 0 && c->olen + n > OBUF_MAX) || c->niov > IOV_SPILL) {
 		/* a burst (presence storm, replay): what is queued moves to
 		 * pend, and the flat buffer stays small */
 		if (c->pend == NULL && (c->pend = evbuffer_new()) == NULL)
 			return NULL;
-		if (evbuffer_add(c->pend, c->obuf, c->olen) == -1)
-			return NULL;
-		c->olen = 0;
+		queue_to(c, c->pend, 0);
 		if (n <= c->ocap)
 			return c->obuf;
 	}
@@ -785,7 +956,8 @@ conn_append(struct conn *c, const void *head, size_t head_len,
 	size_t tail = p ? p->tail_len : 0, total = head_len + tail;
 	unsigned char hdr[10], *b;
 	size_t hn = 0;
-	int ref = p != NULL && tail >= SHARE_MIN;
+	int share = tail > 0 && tail < SHARE_MIN && p->share &&
+	    iov_reserve(c) == 0;
 
 	if (c->kind == CONN_WS) {
 		if (!ws_can_send(c))
@@ -793,14 +965,13 @@ conn_append(struct conn *c, const void *head, size_t head_len,
 		hn = ws_frame_header(hdr, binary ? 0x2 : 0x1, total);
 		stats.bytes_out += hn;
 	}
-	if (ref) {
-		/* a large shared tail is referenced, not copied: the frame
-		 * goes to pend, behind everything queued before it */
+	if (tail >= SHARE_MIN) {
+		/* a large shared tail is referenced by a chain that can
+		 * outlive the turn: the frame goes to pend, behind everything
+		 * queued before it */
 		if (c->pend == NULL && (c->pend = evbuffer_new()) == NULL)
 			return -1;
-		if (c->olen > 0)
-			evbuffer_add(c->pend, c->obuf, c->olen);
-		c->olen = 0;
+		queue_to(c, c->pend, 0);
 		evbuffer_add(c->pend, hdr, hn);
 		evbuffer_add(c->pend, head, head_len);
 		pmsg_ref(p);
@@ -808,13 +979,27 @@ conn_append(struct conn *c, const void *head, size_t head_len,
 		    tail_release, p) == -1)
 			pmsg_unref(p);
 	} else {
-		if ((b = obuf_grow(c, hn + total)) == NULL)
+		if ((b = obuf_grow(c, hn + head_len +
+		    (share ? 0 : tail))) == NULL)
 			return -1;
 		memcpy(b, hdr, hn);
 		memcpy(b + hn, head, head_len);
-		if (tail > 0)
-			memcpy(b + hn + head_len, p->tail, tail);
-		c->olen += hn + total;
+		c->olen += hn + head_len;
+		if (share && iov_reserve(c) == 0) {
+			/* obuf_grow may have spilled the queue: reserve
+			 * again (a no-op unless it did) */
+			iov_seal(c);
+			c->iov[c->niov].iov_base = p->tail;
+			c->iov[c->niov].iov_len = tail;
+			c->niov++;
+			c->oext += tail;
+			hold(p);
+		} else if (tail > 0) {
+			if ((b = obuf_grow(c, tail)) == NULL)
+				return -1;
+			memcpy(b, p->tail, tail);
+			c->olen += tail;
+		}
 	}
 	stats.bytes_out += total;
 	stats.frames_out++;
@@ -845,6 +1030,18 @@ conn_send_msg(struct conn *c, const char *head, size_t head_len,
 	if (conn_check_room(c) == -1)
 		return -1;
 	return conn_append(c, head, head_len, p, p->binary);
+}
+
+size_t
+conn_send_msgs(struct conn *c, const char *head, size_t head_len,
+    struct pmsg *const *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (conn_send_msg(c, head, head_len, v[i]) == -1)
+			break;
+	return i;
 }
 
 /* ------------------------------------------------------------ lifetime */

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/uio.h>
 
 struct bufferevent;
 struct evbuffer;
@@ -42,16 +43,24 @@ struct conn {
 	char ip[48];			/* peer address, for per-IP limits */
 	int tls;			/* bufferevent_openssl */
 	/*
-	 * Frames queued this loop turn, in one flat buffer (obuf) kept
-	 * while the connection is busy.  A flush at the end of the turn sends
-	 * it with one send(2) when the socket takes it and moves what is left
-	 * to the bufferevent's output.  pend (created on first use) holds
-	 * frames that reference a large shared tail instead of copying it,
-	 * and what a burst spilled from obuf past 16 KiB; its bytes go
-	 * before obuf's.
+	 * Frames queued this loop turn.  Per-connection bytes (WebSocket
+	 * header, "MESSAGE\nsubscription:..") go to one flat buffer (obuf)
+	 * kept while the connection is busy, and so do MESSAGE tails unless
+	 * they are shared: then iov lists the turn's queue in order, pieces
+	 * of obuf (as offsets, obuf may move) and the tails, and obuf's bytes
+	 * from osealed on follow its last entry.  A flush at the end of the
+	 * turn sends it all with one send(2)/sendmsg(2) when the socket takes
+	 * it and copies what is left to the bufferevent's output.  pend
+	 * (created on first use) holds frames that reference a large tail for
+	 * longer than the turn, and what a burst spilled past 64 KiB; its
+	 * bytes go first.
 	 */
 	unsigned char *obuf;
 	size_t olen, ocap;
+	struct iovec *iov;		/* empty while no tail is shared */
+	int niov, iovcap;
+	size_t osealed;			/* obuf bytes already in iov */
+	size_t oext;			/* tail bytes referenced by iov */
 	struct evbuffer *pend;
 	int bev_busy;			/* bytes may wait in the bufferevent */
 	int oused;			/* obuf used since the last trim pass */
@@ -86,13 +95,19 @@ struct event_base *conn_base(void);
 /*
  * Output.  conn_send queues one STOMP frame (WebSocket: one message).
  * conn_send_msg queues a MESSAGE frame made of the per-subscription head
- * (copied) and the shared tail of p (referenced, not copied, when large).
+ * (copied) and the shared tail of p (referenced, not copied, for a big
+ * room or a large tail).
  * Both return 0, or -1 when the connection is closing or over its
  * outbound limit (then it is being closed as a slow consumer).
  */
 int	conn_send(struct conn *c, const void *data, size_t len);
 int	conn_send_msg(struct conn *c, const char *head, size_t head_len,
 	    struct pmsg *p);
+/* n MESSAGE frames with the same head; returns how many were queued. */
+size_t	conn_send_msgs(struct conn *c, const char *head, size_t head_len,
+	    struct pmsg *const *v, size_t n);
+/* Make sure the end-of-turn flush runs (it calls broker_flush first). */
+void	conn_arm_flush(void);
 /* Raw bytes after the frames queued so far (wslay's control frames). */
 int	conn_write_raw(struct conn *c, const void *data, size_t len);
 /* Like conn_send without the outbound limit: the last frame before a

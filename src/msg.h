@@ -25,6 +25,12 @@ struct pmsg {
 	int has_token;		/* fed by the backplane's persist feed */
 	uint64_t token;		/* ... with this token, acked after commit */
 	void *waiters;		/* batcher.c: receipts waiting for its commit */
+	/* conn.c: tail is referenced, not copied, into the connections'
+	 * queues (set for a big room's fan-out, see broker.c)... */
+	int share;
+	/* ... and held until the end of the loop turn's flush */
+	struct pmsg *held_next;
+	int held;
 };
 
 /*

@@ -188,7 +188,11 @@ struct parley_host {
 	 * is harmless, but a message delivered out of order is lost to live
 	 * subscribers (they still get it from storage on resume).  Duplicates
 	 * under a new position (Kafka producer retries) are the plugin's to
-	 * drop, by message id.
+	 * drop, by message id.  The host queues the message and fans it out
+	 * to local subscribers at the end of the loop turn, together with the
+	 * room's other messages of that turn: delivering a batch of messages
+	 * in one callback (one read of the backplane's socket) is cheaper
+	 * than spreading them over several turns.
 	 */
 	void (*deliver)(struct parley_ctx *ctx, const struct parley_msg *msg);
 

@@ -8,9 +8,13 @@
 //   await c.wait(() => c.frames.some(...), ms, 'what')   rejects on timeout
 //   c.closed, c.sock
 //
+//   const w = await stompWs(url, 'bob')   the same over WebSocket (v12.stomp):
+//   resolves once open, CONNECT sent; w.ws, w.frames, w.write
+//
 // Options: keep: false keeps no frames (a test counting megabytes of them
 // in onFrame); onFrame(f) sees each frame as it arrives.
 const net = require('net');
+const WebSocket = require('ws');
 
 // Content-length aware frame splitter: feed it socket data.
 function frameReader(onFrame) {
@@ -66,4 +70,19 @@ function stompTcp(port, login, { keep = true, onFrame, ms = 5000 } = {}) {
   });
 }
 
-module.exports = { frameReader, stompTcp };
+function stompWs(url, login) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, ['v12.stomp']);
+    const c = { ws, frames: [] };
+    ws.on('message', frameReader((f) => c.frames.push(f)));
+    ws.on('error', reject);
+    c.write = (cmd, h, body = '') => {
+      let s = cmd + '\n';
+      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
+      ws.send(Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]));
+    };
+    ws.on('open', () => { c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }); resolve(c); });
+  });
+}
+
+module.exports = { frameReader, stompTcp, stompWs };

@@ -6,15 +6,18 @@
 // messages of every size are published (so all three paths mix on one
 // connection), then reads again, must get every message whole and in
 // order -- over WebSocket and over plain STOMP/TCP -- and so must a
-// subscriber that reads all along.  Runs against the normal build and the
+// subscriber that reads all along.  Each build runs twice: as configured by
+// default (these small rooms copy every frame), and with [server]
+// gather_min = 1, where every MESSAGE's tail is shared and gathered into
+// the send, and what the socket does not take is copied out of the tails
+// from wherever the send stopped.  Runs against the normal build and the
 // ASan/UBSan build.
 const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
-const WebSocket = require('ws');
 const t = require('../lib/tap');
-const { startParley, sleep, ROOT } = require('../lib/parley');
-const { frameReader, stompTcp } = require('../lib/stomp-raw');
+const { startParley, sleep, httpGet, waitFor, ROOT } = require('../lib/parley');
+const { stompTcp, stompWs } = require('../lib/stomp-raw');
 
 const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
@@ -25,26 +28,6 @@ process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.p
 const SIZES = [1, 100, 125, 126, 500, 1023, 1024, 1025, 4000, 65535, 65536, 200000];
 const ROUNDS = 12;
 const BURST = 400;
-
-function stompWs(url, login) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, ['v12.stomp']);
-    const c = { ws, frames: [] };
-    ws.on('message', frameReader((f) => c.frames.push(f)));
-    ws.on('error', reject);
-    c.write = (cmd, h, body = '') => {
-      let s = cmd + '\n';
-      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
-      ws.send(Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]));
-    };
-    ws.on('open', () => { c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }); resolve(c); });
-  });
-}
-
-async function until(pred, ms, what) {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(10)) if (pred()) return true;
-  throw new Error('timeout waiting for ' + what);
-}
 
 function check(name, frames, sent) {
   const got = frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event);
@@ -57,8 +40,9 @@ function check(name, frames, sent) {
   t.ok(!frames.some((f) => f.command === 'ERROR'), `${name}: no ERROR`);
 }
 
-async function run(label, binary, pluginDir) {
+async function run(label, binary, pluginDir, gather) {
   const server = { max_outbound: '64m', max_frame: '1m' };
+  if (gather) { server.gather_min = gather; label += `, gather_min ${gather}`; }
   if (pluginDir) server.plugin_dir = pluginDir;
   const srv = await startParley({ binary, ini: { server, limits: { msg_rate: 0, byte_rate: 0 } } });
   servers.push(srv);
@@ -71,15 +55,15 @@ async function run(label, binary, pluginDir) {
     'reading STOMP/TCP': await stompTcp(srv.stompPort, 'tcpfast'),
   };
   for (const c of Object.values(subs)) {
-    await until(() => c.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED');
+    await waitFor(() => c.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED');
     c.write('SUBSCRIBE', { destination: '/room/sizes', id: 's', receipt: 'sub' });
-    await until(() => c.frames.some((f) => f.command === 'RECEIPT'), 5000, 'SUBSCRIBE receipt');
+    await waitFor(() => c.frames.some((f) => f.command === 'RECEIPT'), 5000, 'SUBSCRIBE receipt');
   }
   subs['stalled WebSocket'].ws._socket.pause();
   subs['stalled STOMP/TCP'].sock.pause();
 
   const pub = await stompTcp(srv.stompPort, 'pub');
-  await until(() => pub.frames.some((f) => f.command === 'CONNECTED'), 5000, 'publisher CONNECTED');
+  await waitFor(() => pub.frames.some((f) => f.command === 'CONNECTED'), 5000, 'publisher CONNECTED');
   const sent = [];
   for (let r = 0; r < ROUNDS; r++) {
     // a different order each round, so every size follows every other
@@ -95,7 +79,7 @@ async function run(label, binary, pluginDir) {
   // all copied), pipelined; replayed below in one loop turn, they pass
   // the flat buffer's 64 KiB and spill into pend
   const roundsLast = `p${sent.length}`;
-  await until(() => pub.frames.some((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === roundsLast), 30000, 'receipts of the rounds');
+  await waitFor(() => pub.frames.some((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === roundsLast), 30000, 'receipts of the rounds');
   pub.sock.cork();
   for (let i = 0; i < BURST; i++) {
     const body = Buffer.from(`burst ${i} `.padEnd([1, 100, 300, 600][i % 4], 'b'));
@@ -104,14 +88,14 @@ async function run(label, binary, pluginDir) {
   }
   pub.sock.uncork();
   const last = `p${sent.length}`;
-  await until(() => pub.frames.some((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === last), 30000, 'publisher receipts');
+  await waitFor(() => pub.frames.some((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === last), 30000, 'publisher receipts');
   t.ok(!pub.frames.some((f) => f.command === 'ERROR'), `${name0}: published ${sent.length} messages of ${SIZES.length} sizes (${(sent.reduce((a, b) => a + b.length, 0) / 1048576).toFixed(1)} MiB)`);
 
   await sleep(300);
   subs['stalled WebSocket'].ws._socket.resume();
   subs['stalled STOMP/TCP'].sock.resume();
   for (const [name, c] of Object.entries(subs)) {
-    await until(() => c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event).length >= sent.length, 30000, name).catch(() => {});
+    await waitFor(() => c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event).length >= sent.length, 30000, name).catch(() => {});
     check(`${name0}, ${name}`, c.frames, sent);
   }
 
@@ -120,7 +104,7 @@ async function run(label, binary, pluginDir) {
   pub.write('SEND', { destination: '/room/sizes', receipt: 'tail' }, 'tail');
   sent.push(Buffer.from('tail'));
   for (const [name, c] of Object.entries(subs)) {
-    await until(() => c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event).length >= sent.length, 5000, name).catch(() => {});
+    await waitFor(() => c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event).length >= sent.length, 5000, name).catch(() => {});
     const got = c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event);
     t.is(got.length && got[got.length - 1].body.toString(), 'tail', `${name0}, ${name}: a later small message comes last`);
   }
@@ -132,14 +116,50 @@ async function run(label, binary, pluginDir) {
     'resuming STOMP/TCP': await stompTcp(srv.stompPort, 'tcpresume'),
   };
   for (const [name, c] of Object.entries(resumers)) {
-    await until(() => c.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED');
+    await waitFor(() => c.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED');
     c.write('SUBSCRIBE', { destination: '/room/sizes', id: 'r', since: '0', receipt: 'resume' });
-    await until(() => c.frames.some((f) => f.command === 'RECEIPT'), 30000, `${name} replay`).catch(() => {});
+    await waitFor(() => c.frames.some((f) => f.command === 'RECEIPT'), 30000, `${name} replay`).catch(() => {});
     const marker = c.frames.find((f) => f.headers.event === 'resumed');
     t.is(marker && marker.headers.recovered, 'true', `${name0}, ${name}: replay complete (recovered:true)`);
     check(`${name0}, ${name}`, c.frames, sent);
     subs[name] = c;
   }
+
+  // small frames only (tails under the 1 KiB reference limit), pipelined,
+  // to a subscriber that stops reading: the first send the socket does not
+  // take whole stops somewhere inside the turn's queue (with gather_min,
+  // inside a gathered tail), and the rest is copied on from there
+  const small = { slow: await stompTcp(srv.stompPort, 'smallslow'), fast: await stompWs(srv.ws, 'smallfast') };
+  await waitFor(() => small.fast.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED');
+  for (const c of Object.values(small)) {
+    c.write('SUBSCRIBE', { destination: '/room/small', id: 'm', receipt: 'sm' });
+    await waitFor(() => c.frames.some((f) => f.command === 'RECEIPT'), 5000, 'SUBSCRIBE receipt');
+  }
+  small.slow.sock.pause();
+  const sentSmall = [];
+  let queued = 0;
+  for (let b = 0; b < 40 && queued === 0; b++) {
+    pub.sock.cork();
+    for (let i = 0; i < 500; i++) {
+      const n = sentSmall.length;
+      const body = Buffer.from(`small ${n} `.padEnd(300 + (n * 7) % 500, String.fromCharCode(97 + n % 26)));
+      sentSmall.push(body);
+      pub.write('SEND', { destination: '/room/small', 'content-length': body.length, receipt: `s${n}` }, body);
+    }
+    pub.sock.uncork();
+    const id = `s${sentSmall.length - 1}`;
+    await waitFor(() => pub.frames.some((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === id), 30000, 'small receipts');
+    const m = /^parley_outbound_bytes_max (\d+)/m.exec((await httpGet(srv.http + '/metrics')).body);
+    queued = m ? Number(m[1]) : 0;
+  }
+  t.ok(queued > 0, `${name0}: small frames: the stalled subscriber's socket took no more after ${sentSmall.length} messages (${queued} bytes wait in the server)`);
+  small.slow.sock.resume();
+  for (const [name, c] of Object.entries(small)) {
+    await waitFor(() => c.frames.filter((f) => f.command === 'MESSAGE' && !f.headers.event).length >= sentSmall.length, 30000, name).catch(() => {});
+    check(`${name0}, small frames, ${name === 'slow' ? 'stalled STOMP/TCP' : 'reading WebSocket'}`, c.frames, sentSmall);
+  }
+  for (const c of Object.values(small)) { if (c.ws) c.ws.terminate(); else c.sock.destroy(); }
+
   for (const c of Object.values(subs)) { if (c.ws) c.ws.terminate(); else c.sock.destroy(); }
   pub.sock.destroy();
   t.is(await srv.stop(), 0, `${name0}: clean stop` + (srv.exited && srv.exited.code ? `\n${srv.log()}` : ''));
@@ -147,9 +167,11 @@ async function run(label, binary, pluginDir) {
 
 t.run(async () => {
   await run('build');
+  await run('build', undefined, undefined, 1);
   const asan = path.resolve(ROOT, process.env.PARLEY_ASAN_BUILD || 'build-asan');
-  if (fs.existsSync(path.join(asan, 'parleyd')))
+  if (fs.existsSync(path.join(asan, 'parleyd'))) {
     await run('ASan build', path.join(asan, 'parleyd'), path.join(asan, 'plugins', '.libs'));
-  else
+    await run('ASan build', path.join(asan, 'parleyd'), path.join(asan, 'plugins', '.libs'), 1);
+  } else
     t.skip('ASan build', `no ${asan}/parleyd (tests/run-all.sh builds it)`);
 });
