@@ -394,6 +394,7 @@ broker_publish(const struct parley_msg *m, publish_cb cb, void *arg,
 {
 	struct parley_ctx *bp = plugins.backplane;
 	struct pub *pb;
+	size_t idlen = strlen(m->id);
 
 	if (event_is_stored(m->event) && !batcher_has_room()) {
 		*why = "storage backlog full: messages are not being stored, "
@@ -407,7 +408,9 @@ broker_publish(const struct parley_msg *m, publish_cb cb, void *arg,
 	pb->cb = cb;
 	pb->arg = arg;
 	pb->stored = event_is_stored(m->event);
-	snprintf(pb->id, sizeof(pb->id), "%s", m->id);
+	if (idlen >= sizeof(pb->id))
+		idlen = sizeof(pb->id) - 1;
+	memcpy(pb->id, m->id, idlen);	/* NUL: calloc */
 	stats.messages_published++;
 	bp->p->backplane->publish(bp->state, m, pub_settled, pb);
 	return 0;

@@ -106,14 +106,9 @@ h_str(struct hbuf *h, const char *s)
 static void
 h_u64(struct hbuf *h, uint64_t v)
 {
-	char d[20];
-	size_t i = sizeof(d);
+	char d[U64_DIGITS];
 
-	do {
-		d[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	h_put(h, d + i, sizeof(d) - i);
+	h_put(h, d, fmt_u64(d, v));
 }
 
 /* name:value\n */
@@ -250,7 +245,17 @@ msgid_init(void)
 void
 msgid_next(char *buf, size_t len)
 {
-	snprintf(buf, len, "%s-%" PRIu64, boot_id, ++msg_counter);
+	char d[U64_DIGITS];
+	size_t b = strlen(boot_id), n = fmt_u64(d, ++msg_counter);
+
+	if (b + 1 + n + 1 > len) {	/* not with PARLEY_ID_MAX + 1 */
+		snprintf(buf, len, "%s-%.*s", boot_id, (int)n, d);
+		return;
+	}
+	memcpy(buf, boot_id, b);
+	buf[b] = '-';
+	memcpy(buf + b + 1, d, n);
+	buf[b + 1 + n] = '\0';
 }
 
 /* ------------------------------------------------------------ lists */

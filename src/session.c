@@ -825,7 +825,7 @@ struct barrier {
 
 struct pubctx {
 	struct session *s;
-	char *receipt;
+	char *receipt;		/* NULL, or in the same allocation */
 	struct barrier *barrier;
 };
 
@@ -865,13 +865,12 @@ published(void *arg, int status, uint64_t position, const char *why)
 			send_error(s, pc->receipt, "message not accepted",
 			    why);
 		else if (pc->receipt != NULL) {
-			snprintf(pos, sizeof(pos), "%" PRIu64, position);
+			pos[fmt_u64(pos, position)] = '\0';
 			send_receipt(s, pc->receipt, "position", pos);
 		}
 		check_disconnect(s);
 	}
 	barrier_release(s, pc->barrier);
-	free(pc->receipt);
 	free(pc);
 	session_unref(s);
 }
@@ -899,6 +898,7 @@ do_publish(struct session *s, const char *room, int event,
 	struct pubctx *pc;
 	char id[PARLEY_ID_MAX + 1];
 	const char *why = NULL;
+	size_t rlen = receipt != NULL ? strlen(receipt) + 1 : 0;
 
 	memset(&m, 0, sizeof(m));
 	msgid_next(id, sizeof(id));
@@ -916,12 +916,13 @@ do_publish(struct session *s, const char *room, int event,
 	} else
 		m.body = "";
 	m.flags = flags;
-	if ((pc = calloc(1, sizeof(*pc))) == NULL ||
-	    (receipt != NULL && (pc->receipt = strdup(receipt)) == NULL)) {
-		free(pc);
+	if ((pc = malloc(sizeof(*pc) + rlen)) == NULL) {
 		send_error(s, receipt, "out of memory", NULL);
 		return;
 	}
+	pc->receipt = NULL;
+	if (receipt != NULL)
+		pc->receipt = memcpy(pc + 1, receipt, rlen);
 	pc->s = s;
 	if ((pc->barrier = s->commit) != NULL)
 		pc->barrier->remaining++;
@@ -931,7 +932,6 @@ do_publish(struct session *s, const char *room, int event,
 		s->pending--;
 		barrier_release(s, pc->barrier);
 		send_error(s, receipt, "message not accepted", why);
-		free(pc->receipt);
 		free(pc);
 		session_unref(s);
 	}

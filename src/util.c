@@ -238,6 +238,20 @@ utf8_valid(const unsigned char *s, size_t len)
 	return 1;
 }
 
+size_t
+fmt_u64(char *dst, uint64_t v)
+{
+	char d[U64_DIGITS];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	memcpy(dst, d + i, sizeof(d) - i);
+	return sizeof(d) - i;
+}
+
 int
 parse_u64(const char *s, uint64_t *out)
 {

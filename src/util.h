@@ -62,5 +62,9 @@ int	 utf8_valid(const unsigned char *s, size_t len);
 
 /* Parse a decimal uint64; returns 0 and sets *out, or -1. */
 int	 parse_u64(const char *s, uint64_t *out);
+/* v in decimal at dst (room for U64_DIGITS, no NUL); returns the digits
+ * written.  For per-message fields, where snprintf costs 10x more. */
+#define U64_DIGITS 20
+size_t	 fmt_u64(char *dst, uint64_t v);
 
 #endif

@@ -270,6 +270,35 @@ test_parse_u64(void)
 	ok(parse_u64(NULL, &v) == -1, "parse_u64(NULL) fails");
 }
 
+/* fmt_u64 against printf, and back through parse_u64 */
+static void
+test_fmt_u64(void)
+{
+	static const uint64_t vals[] = { 0, 1, 9, 10, 99, 100, 12345,
+	    4294967295ULL, 4294967296ULL, 117670117298929664ULL,
+	    10000000000000000000ULL, UINT64_MAX - 1, UINT64_MAX };
+	char got[U64_DIGITS + 8], want[32];
+	size_t i, n;
+	uint64_t back;
+	int bad = 0;
+
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		memset(got, 'x', sizeof(got));
+		n = fmt_u64(got, vals[i]);
+		snprintf(want, sizeof(want), "%llu",
+		    (unsigned long long)vals[i]);
+		if (n != strlen(want) || memcmp(got, want, n) != 0 ||
+		    got[n] != 'x')
+			bad++;
+		got[n] = '\0';
+		if (parse_u64(got, &back) != 0 || back != vals[i])
+			bad++;
+	}
+	ok(bad == 0, "fmt_u64 writes what printf's %%llu does, no more, "
+	    "and parse_u64 reads it back (%zu values up to UINT64_MAX)",
+	    sizeof(vals) / sizeof(vals[0]));
+}
+
 /* ------------------------------------------------------------ strmap */
 
 struct item {
@@ -397,6 +426,7 @@ main(void)
 	test_logins();
 	test_utf8();
 	test_parse_u64();
+	test_fmt_u64();
 	test_strmap();
 	test_time();
 	printf("1..%d\n", ntest);
