@@ -1413,6 +1413,10 @@ check_token(struct jwt_state *st, const char *tok, const char *login,
 	snprintf(id->login, sizeof(id->login), "%s", sub);
 	snprintf(id->roles, sizeof(id->roles), "%s", roles);
 	snprintf(id->grants, sizeof(id->grants), "%s", grants);
+	/* a session lives as long as the token would be accepted (an exp
+	 * past year 292,000,000 is no expiry, not an overflow) */
+	if (has_exp && (exp + (double)st->leeway) * 1000.0 < 9e18)
+		id->expires_ms = (int64_t)((exp + (double)st->leeway) * 1000.0);
 	r = PARLEY_AUTH_ALLOW;
 out:
 	if (j != NULL)

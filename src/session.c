@@ -87,6 +87,7 @@ struct session {
 	int hb_recv_ms;			/* we expect at least this often */
 	int64_t last_in, last_out;	/* mono ms */
 	struct event *timer;		/* heart-beats and connect timeout */
+	struct event *expiry;		/* the credentials' end, if any */
 	int64_t connect_deadline;
 	int pending;			/* publishes not settled */
 	char *disconnect_receipt;	/* answer when pending reaches 0 */
@@ -409,6 +410,9 @@ session_closed(struct session *s)
 	set_closing(s);
 	event_free(s->timer);
 	s->timer = NULL;
+	if (s->expiry != NULL)
+		event_free(s->expiry);
+	s->expiry = NULL;
 	session_unref(s);
 }
 
@@ -635,6 +639,41 @@ auth_job_free(struct auth_job *j)
 	free(j);
 }
 
+/* The credentials that opened the session are no longer valid. */
+static void
+expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->conn == NULL || s->state != S_CONNECTED)
+		return;
+	stats.err_auth++;
+	log_info("%s: credentials of %s expired: closing", s->conn->peer,
+	    s->login);
+	send_error(s, NULL, "credentials expired",
+	    "connect again with new credentials");
+}
+
+/* End the session when its credentials expire (expires_ms, wall clock);
+ * -1 when out of memory. */
+static int
+arm_expiry(struct session *s, int64_t expires_ms)
+{
+	int64_t left = expires_ms - now_ms();
+	struct timeval tv;
+
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	if (s->expiry == NULL &&
+	    (s->expiry = evtimer_new(conn_base(), expiry_cb, s)) == NULL)
+		return -1;
+	return evtimer_add(s->expiry, &tv);
+}
+
 static void
 auth_done(void *arg)
 {
@@ -650,6 +689,10 @@ auth_done(void *arg)
 		log_info("%s: authentication failed for '%s': %s",
 		    s->conn->peer, j->login ? j->login : "", j->why);
 		send_error(s, j->receipt, "authentication failed", NULL);
+		goto out;
+	}
+	if (j->id.expires_ms > 0 && arm_expiry(s, j->id.expires_ms) == -1) {
+		send_error(s, j->receipt, "out of memory", NULL);
 		goto out;
 	}
 	snprintf(s->login, sizeof(s->login), "%s", j->id.login);

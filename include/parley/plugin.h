@@ -398,12 +398,20 @@ struct parley_credentials {
 	void *spare[4];
 };
 
-/* Filled by an auth plugin that allows: login (required) and roles. */
+/* Filled by an auth plugin that allows: login (required) and roles.  The
+ * host zeroes it before the call. */
 struct parley_identity {
 	char login[PARLEY_LOGIN_MAX + 1];
 	char roles[256];	/* comma-separated, may be empty */
 	char grants[512];	/* room grants, plugin-defined syntax */
-	void *spare[4];
+	/*
+	 * 0, or when the credentials stop being valid (ms since the Unix
+	 * epoch, host->now_ms's clock): a STOMP session they opened ends
+	 * then with ERROR "credentials expired".  (Takes the place of one
+	 * of the spare pointers: plugins built before it leave it 0.)
+	 */
+	int64_t expires_ms;
+	void *spare[3];
 };
 
 struct parley_auth_ops {

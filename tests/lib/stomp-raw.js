@@ -8,8 +8,8 @@
 //   await c.wait(() => c.frames.some(...), ms, 'what')   rejects on timeout
 //   c.closed, c.sock
 //
-//   const w = await stompWs(url, 'bob')   the same over WebSocket (v12.stomp):
-//   resolves once open, CONNECT sent; w.ws, w.frames, w.write
+//   const w = await stompWs(url, 'bob'[, passcode])   the same over WebSocket
+//   (v12.stomp): resolves once open, CONNECT sent; w.ws, w.frames, w.write
 //
 // Options: keep: false keeps no frames (a test counting megabytes of them
 // in onFrame); onFrame(f) sees each frame as it arrives.
@@ -70,7 +70,7 @@ function stompTcp(port, login, { keep = true, onFrame, ms = 5000 } = {}) {
   });
 }
 
-function stompWs(url, login) {
+function stompWs(url, login, passcode) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, ['v12.stomp']);
     const c = { ws, frames: [] };
@@ -81,7 +81,10 @@ function stompWs(url, login) {
       for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
       ws.send(Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]));
     };
-    ws.on('open', () => { c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }); resolve(c); });
+    ws.on('open', () => {
+      c.write('CONNECT', Object.assign({ 'accept-version': '1.2', host: 'parley', login }, passcode !== undefined ? { passcode } : {}));
+      resolve(c);
+    });
   });
 }
 

@@ -5,7 +5,8 @@
 // HS/RS confusion, malformed base64, ...) over STOMP CONNECT (token as
 // passcode) and over the WebSocket URL (?access_token=), REST with
 // Authorization: Bearer, HS256 with a secret, ES256 with a public key,
-// the users+jwt chain, key rotation on SIGHUP and bad configurations.
+// the users+jwt chain, key rotation on SIGHUP, live sessions ending when
+// their token expires, and bad configurations.
 // Tokens are signed here with node:crypto (tests/lib/jwt.js).
 const fs = require('fs');
 const os = require('os');
@@ -14,6 +15,7 @@ const t = require('../lib/tap');
 const jwt = require('../lib/jwt');
 const { startParley, sleep, httpGet } = require('../lib/parley');
 const { Client, WebSocket, connectWs } = require('../lib/stomp');
+const { stompWs } = require('../lib/stomp-raw');
 const { execFileSync } = require('child_process');
 
 const ISS = 'https://idp.test/realm';
@@ -298,6 +300,46 @@ t.run(async () => {
         t.is(res.status, 200, 'chain users,jwt: REST Basic: 200');
         res = await httpGet(`${ch.http}/api/v1/rooms`, { authorization: `Bearer ${tok}` });
         t.is(res.status, 200, 'chain users,jwt: REST Bearer: 200');
+      }
+
+      // ---------------------------------------------------- live sessions
+      // a session lives as long as its token would be accepted (exp +
+      // leeway): then ERROR "credentials expired" and the close; a
+      // session with a later exp, and one without exp, go on
+      {
+        const ex = await startParley({
+          dir: fs.mkdtempSync(path.join(dir, 'exp-')),
+          ini: { auth: { plugins: 'jwt', allow_open: 'false' }, jwt: { secret: SECRET, leeway: 1, require_exp: 'false' } },
+        });
+        servers.push(ex);
+        const t0 = jwt.now();
+        const ends = (t0 + 3 + 1) * 1000;	// exp + leeway, in ms
+        const short = await stompWs(ex.ws, '', HS({ sub: 'shorty', exp: t0 + 3 }));
+        const long = await stompWs(ex.ws, '', HS({ sub: 'longa', exp: t0 + 600 }));
+        const never = await stompWs(`${ex.ws}?access_token=${HS({ sub: 'nox' })}`, '');
+        let closedAt = 0;
+        short.ws.on('close', () => { closedAt = Date.now(); });
+        for (const c of [short, long, never]) {
+          await waitFor(() => c.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED');
+          c.write('SUBSCRIBE', { destination: '/room/clock', id: 's', receipt: 'sub' });
+          await waitFor(() => c.frames.some((f) => f.command === 'RECEIPT'), 5000, 'SUBSCRIBE receipt');
+        }
+        short.write('SEND', { destination: '/room/clock', receipt: 'm1' }, 'before');
+        await waitFor(() => short.frames.some((f) => f.headers['receipt-id'] === 'm1'), 5000, 'SEND receipt');
+        t.ok(Date.now() < ends, 'a token with exp 3 s ahead (leeway 1 s): the session works meanwhile');
+        await waitFor(() => closedAt > 0, 10000, 'the expired session to close').catch(() => {});
+        const err = short.frames.find((f) => f.command === 'ERROR');
+        t.is(err && err.headers.message, 'credentials expired', 'at exp + leeway: ERROR "credentials expired"');
+        t.ok(closedAt >= ends - 50 && closedAt < ends + 2000,
+          `... and the connection closes then (${closedAt - ends} ms after exp + leeway), not before`);
+        t.like(ex.log(), /credentials of shorty expired: closing/, 'the log says whose credentials expired');
+        for (const [c, who] of [[long, 'exp 600 s ahead'], [never, 'no exp (require_exp = false)']]) {
+          c.write('SEND', { destination: '/room/clock', receipt: 'm2' }, 'after');
+          await waitFor(() => c.frames.some((f) => f.headers['receipt-id'] === 'm2'), 5000, 'SEND receipt').catch(() => {});
+          t.ok(c.frames.some((f) => f.headers['receipt-id'] === 'm2') && !c.frames.some((f) => f.command === 'ERROR'),
+            `a session with ${who} goes on`);
+          c.ws.terminate();
+        }
       }
     } finally {
       for (const s of servers) {
