@@ -804,7 +804,7 @@ spool_job(struct media_upload *u, void (*work)(void *),
 {
 	u->busy = 1;
 	upload_ref(u);
-	if (worker_submit(work, done, arg) == -1) {
+	if (worker_submit_client(work, done, arg) == -1) {
 		work(arg);
 		done(arg);
 	}
@@ -1167,7 +1167,7 @@ media_upload_begin(struct conn *c, struct http_req *r, int64_t clen)
 	}
 	u->auth = AUTH_PENDING;
 	upload_ref(u);
-	if (worker_submit(auth_work, auth_done, u) == -1) {
+	if (worker_submit_client(auth_work, auth_done, u) == -1) {
 		upload_unref(u);
 		u->auth = AUTH_SKIPPED;
 		fail(u, 503, "server shutting down");
@@ -1674,7 +1674,7 @@ handle_fetch(struct conn *c, struct http_req *r, const char *mid)
 		return;
 	}
 	http_defer(c);
-	if (worker_submit(fetch_work, fetch_done, j) == -1) {
+	if (worker_submit_client(fetch_work, fetch_done, j) == -1) {
 		j->auth = PARLEY_AUTH_DENY;
 		snprintf(j->why, sizeof(j->why), "server shutting down");
 		fetch_done(j);
@@ -1882,7 +1882,7 @@ media_share(const char *id, const char *room, const char *login,
 		if (!known && e->nrooms < ROOMS_MAX &&
 		    (e->rooms[e->nrooms] = strdup(room)) != NULL) {
 			e->nrooms++;
-			if (worker_submit(share_work, share_done, j) == -1)
+			if (worker_submit_client(share_work, share_done, j) == -1)
 				free(j);
 		} else
 			free(j);
@@ -1891,7 +1891,7 @@ media_share(const char *id, const char *room, const char *login,
 	}
 	j->done = done;
 	j->arg = arg;
-	if (worker_submit(share_work, share_done, j) == -1) {
+	if (worker_submit_client(share_work, share_done, j) == -1) {
 		free(j);
 		done(arg, -2, "server shutting down");
 	}

@@ -714,7 +714,7 @@ rest_handle(struct conn *c, struct http_req *r)
 		goto bad_method;
 submit:
 	http_defer(c);
-	if (worker_submit(job_work, job_done, j) == -1) {
+	if (worker_submit_client(job_work, job_done, j) == -1) {
 		j->auth = PARLEY_AUTH_DENY;
 		job_done(j);
 	}

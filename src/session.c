@@ -827,7 +827,7 @@ handle_connect(struct session *s, struct stomp_frame *f)
 	j->cred.bearer = j->bearer;
 	j->cred.remote_addr = j->addr;
 	s->state = S_AUTH;
-	if (worker_submit(auth_work, auth_done, j) == -1) {
+	if (worker_submit_client(auth_work, auth_done, j) == -1) {
 		session_unref(s);
 		auth_job_free(j);
 		send_error(s, NULL, "server shutting down", NULL);

@@ -1,7 +1,8 @@
 /*
- * worker.c - a fixed pool of threads fed from one queue.  Finished jobs go
- * on a second queue; an eventfd wakes the loop, which runs their done()
- * callbacks in completion order.
+ * worker.c - a fixed pool of threads fed from two queues: the server's own
+ * jobs first, then client jobs (worker_submit_client), of which at most
+ * n - 1 run at once.  Finished jobs go on a third queue; an eventfd wakes
+ * the loop, which runs their done() callbacks in completion order.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +28,8 @@ STAILQ_HEAD(jobq, job);
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct jobq todo = STAILQ_HEAD_INITIALIZER(todo);
+static struct jobq ctodo = STAILQ_HEAD_INITIALIZER(ctodo);	/* client */
+static int crunning;		/* client jobs running */
 static struct jobq finished = STAILQ_HEAD_INITIALIZER(finished);
 static pthread_t *threads;
 static int nthreads;
@@ -64,23 +67,44 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	run_finished();
 }
 
+/* A client job may start (lock held). */
+static int
+client_ready(void)
+{
+	int cap = nthreads > 1 ? nthreads - 1 : 1;
+
+	return !STAILQ_EMPTY(&ctodo) && crunning < cap;
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct job *j;
 	uint64_t one = 1;
+	int client;
 
 	(void)arg;
 	pthread_mutex_lock(&lock);
 	for (;;) {
-		while (STAILQ_EMPTY(&todo) && !stopping)
+		while (STAILQ_EMPTY(&todo) && !client_ready() && !stopping)
 			pthread_cond_wait(&cond, &lock);
-		if ((j = STAILQ_FIRST(&todo)) == NULL)
+		if ((j = STAILQ_FIRST(&todo)) != NULL) {
+			STAILQ_REMOVE_HEAD(&todo, entry);
+			client = 0;
+		} else if ((j = STAILQ_FIRST(&ctodo)) != NULL) {
+			/* here client_ready(), or stopping: drain, no cap */
+			STAILQ_REMOVE_HEAD(&ctodo, entry);
+			client = 1;
+			crunning++;
+		} else
 			break;		/* stopping and drained */
-		STAILQ_REMOVE_HEAD(&todo, entry);
 		pthread_mutex_unlock(&lock);
 		j->work(j->arg);
 		pthread_mutex_lock(&lock);
+		if (client) {
+			crunning--;
+			pthread_cond_signal(&cond);	/* a slot is free */
+		}
 		backlog--;
 		STAILQ_INSERT_TAIL(&finished, j, entry);
 		if (write(efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
@@ -114,8 +138,9 @@ worker_start(struct event_base *base, int n)
 	return 0;
 }
 
-int
-worker_submit(void (*work)(void *), void (*done)(void *), void *arg)
+static int
+submit(struct jobq *q, void (*work)(void *), void (*done)(void *),
+    void *arg)
 {
 	struct job *j;
 
@@ -130,11 +155,23 @@ worker_submit(void (*work)(void *), void (*done)(void *), void *arg)
 		free(j);
 		return -1;
 	}
-	STAILQ_INSERT_TAIL(&todo, j, entry);
+	STAILQ_INSERT_TAIL(q, j, entry);
 	backlog++;
 	pthread_cond_signal(&cond);
 	pthread_mutex_unlock(&lock);
 	return 0;
+}
+
+int
+worker_submit(void (*work)(void *), void (*done)(void *), void *arg)
+{
+	return submit(&todo, work, done, arg);
+}
+
+int
+worker_submit_client(void (*work)(void *), void (*done)(void *), void *arg)
+{
+	return submit(&ctodo, work, done, arg);
 }
 
 int

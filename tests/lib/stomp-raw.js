@@ -12,7 +12,7 @@
 //   (v12.stomp): resolves once open, CONNECT sent; w.ws, w.frames, w.write
 //
 // Options: keep: false keeps no frames (a test counting megabytes of them
-// in onFrame); onFrame(f) sees each frame as it arrives.
+// in onFrame); onFrame(f) sees each frame as it arrives; passcode.
 const net = require('net');
 const WebSocket = require('ws');
 
@@ -40,7 +40,7 @@ function frameReader(onFrame) {
   };
 }
 
-function stompTcp(port, login, { keep = true, onFrame, ms = 5000 } = {}) {
+function stompTcp(port, login, { keep = true, onFrame, ms = 5000, passcode } = {}) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
     const c = { sock, frames: [], closed: false, connected: false };
@@ -65,7 +65,7 @@ function stompTcp(port, login, { keep = true, onFrame, ms = 5000 } = {}) {
     }));
     sock.on('close', () => { c.closed = true; wake(); });
     sock.on('error', () => {});
-    sock.on('connect', () => c.write('CONNECT', { 'accept-version': '1.2', host: 'parley', login }));
+    sock.on('connect', () => c.write('CONNECT', Object.assign({ 'accept-version': '1.2', host: 'parley', login }, passcode !== undefined ? { passcode } : {})));
     c.wait(() => c.connected, ms, `CONNECTED for ${login}`).then(() => resolve(c), reject);
   });
 }

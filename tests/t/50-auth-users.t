@@ -9,14 +9,11 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const net = require('net');
-const { execFileSync } = require('child_process');
+const { mkpasswd, mkpasswdMissing } = require('../lib/mkpasswd');
 const t = require('../lib/tap');
 const { startParley, sleep, httpGet, basic } = require('../lib/parley');
 const { connectWs, Client, WebSocket } = require('../lib/stomp');
 
-function mkpasswd(method, pass) {
-  return execFileSync('mkpasswd', ['-m', method, '--stdin'], { input: pass + '\n' }).toString().trim();
-}
 
 // One STOMP CONNECT over WebSocket; resolves to what happened:
 // { connected, headers, error (ERROR frame headers), closed }.
@@ -110,12 +107,7 @@ async function stompError(c, act) {
 }
 
 t.run(async () => {
-  try {
-    execFileSync('mkpasswd', ['--version'], { stdio: 'ignore' });
-  } catch (e) {
-    t.ok(false, 'mkpasswd (Debian package whois) is installed: ' + e.message);
-    return;
-  }
+  if (mkpasswdMissing(t)) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-users-'));
   try {
     const file = path.join(dir, 'users.txt');
