@@ -578,6 +578,12 @@ on_frame(void *arg, struct stomp_frame *f)
 	if (s->conn == NULL || s->state == S_CLOSING)
 		return 1;
 	stats.frames_in++;
+	if (f->cmd == STOMP_CMD_UNKNOWN) {
+		/* a command word, parsed for the sake of its receipt */
+		send_error(s, stomp_header_get(f, "receipt"),
+		    stomp_strerror(STOMP_E_COMMAND), f->command);
+		return 1;
+	}
 	if (s->state == S_AUTH) {
 		if (s->nqueued == MAX_QUEUED_FRAMES ||
 		    (fc = fcopy_new(f)) == NULL) {

@@ -364,14 +364,33 @@ parse_clen(const char *s, size_t *out)
 	return 0;
 }
 
-/* The command line (without EOL) is at buf[0..n). */
+/* 1..STOMP_CMD_MAX capital letters: a command word, known or not. */
+static int
+command_word(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (s[i] < 'A' || s[i] > 'Z')
+			return 0;
+	return 1;
+}
+
+/*
+ * The command line (without EOL) is at buf[0..n).  An unknown command that
+ * is still a command word is parsed as a frame (STOMP_CMD_UNKNOWN), so
+ * that the ERROR can carry its receipt-id; anything else (an HTTP request
+ * line, binary junk) fails here, without waiting for a NUL.
+ */
 static int
 end_command(struct stomp_parser *p, size_t n)
 {
 	if (n > 0 && p->buf[n - 1] == '\r')
 		n--;	/* a command never holds a CR: strip in any version */
 	p->cmd = stomp_command_from(p->buf, n);
-	if (p->cmd == STOMP_CMD_UNKNOWN)
+	if (p->cmd == STOMP_CMD_UNKNOWN && !command_word(p->buf, n))
 		return STOMP_E_COMMAND;
 	p->buf[n] = '\0';
 	p->len = n + 1;

@@ -56,6 +56,9 @@ struct stomp_header {
  * A parsed frame.  Everything points into memory owned by the parser and is
  * valid only during the frame callback.  body is body_len bytes followed by
  * a NUL (not counted) and may contain NULs when content-length was given.
+ * cmd is STOMP_CMD_UNKNOWN for a command word (1-11 capital letters) that
+ * is no STOMP command: the frame is parsed so its receipt can be answered;
+ * any other command line is STOMP_E_COMMAND.
  */
 struct stomp_frame {
 	enum stomp_command cmd;

@@ -163,7 +163,7 @@ t.run(async () => {
   const big = 'x'.repeat(MAX_FRAME + 100);
   const manyHeaders = Array.from({ length: MAX_HEADERS + 4 }, (_, i) => `h${i}:v`).join('\n');
   const cases = [
-    ['unknown command', 'FROB\nreceipt:r1\n\n\0', /unknown or malformed command/],
+    ['unknown command', 'FROB\nreceipt:r1\n\n\0', /unknown or malformed command/, 'r1'],
     ['lower-case command', 'send\ndestination:/room/healthy\n\nhi\0', /unknown or malformed command/],
     ['header line without a colon', 'SEND\ndestination /room/healthy\n\nhi\0', /malformed header/],
     ['undefined escape \\t in a header', 'SEND\ndestination:/room/healthy\nx:a\\tb\n\nhi\0', /escape/],
@@ -210,8 +210,12 @@ t.run(async () => {
     t.ok(r.closed, `${name}: connection closed after the ERROR`);
   }
   // before CONNECT
-  let r = await stompCase(srv.stompPort, 'SEND\ndestination:/room/healthy\nreceipt:r0\n\nhi\0', { connect: false });
+  let r = await stompCase(srv.stompPort, 'HELLO\nreceipt:r-1\n\n\0', { connect: false });
   let err = r.frames.find((f) => f.command === 'ERROR');
+  t.ok(err && err.headers.message === 'unknown or malformed command' && err.headers['receipt-id'] === 'r-1' &&
+    err.body.toString() === 'HELLO' && r.closed, 'an unknown command word before CONNECT: ERROR with its receipt-id, the word in the body, closed');
+  r = await stompCase(srv.stompPort, 'SEND\ndestination:/room/healthy\nreceipt:r0\n\nhi\0', { connect: false });
+  err = r.frames.find((f) => f.command === 'ERROR');
   t.like(err && err.headers.message, /expected CONNECT/, 'SEND before CONNECT: ERROR "expected CONNECT or STOMP"');
   t.ok(r.closed, 'SEND before CONNECT: closed');
   r = await stompCase(srv.stompPort, 'CONNECT\naccept-version:2.0,3.1\nhost:parley\n\n\0', { connect: false });

@@ -309,8 +309,29 @@ test_commands(void)
 	    stomp_command_name((enum stomp_command)99) == NULL,
 	    "stomp_command_from / stomp_command_name edge cases");
 
-	ok(expect_rc(S("FOO\n\n\0"), 12, NULL, STOMP_E_COMMAND, NULL),
-	    "unknown command FOO -> STOMP_E_COMMAND");
+	{
+		struct rec r;
+		int rc, good;
+
+		rec_init(&r);
+		rc = run(&r, S("FOO\nreceipt:r\\c1\n\nbody\0SEND\n\n\0"),
+		    12, NULL, 1);
+		good = rc == 0 && r.nf == 2 &&
+		    r.f[0].cmd == STOMP_CMD_UNKNOWN &&
+		    strcmp(r.f[0].command, "FOO") == 0 && r.f[0].nh == 1 &&
+		    strcmp(r.f[0].h[0].value, "r:1") == 0 &&
+		    r.f[0].body_len == 4 && r.f[1].cmd == STOMP_CMD_SEND;
+		ok(good, "unknown command word FOO: parsed as a frame "
+		    "(STOMP_CMD_UNKNOWN, its headers, body), byte by byte, "
+		    "and the next frame after it");
+		rec_free(&r);
+	}
+	ok(expect_rc(S("FO1\n\n\0"), 12, NULL, STOMP_E_COMMAND, NULL),
+	    "command with a digit -> STOMP_E_COMMAND");
+	ok(expect_rc(S("ABCDEFGHIJKL\n\n\0"), 12, NULL, STOMP_E_COMMAND,
+	    NULL), "12 capital letters (longer than any command) -> "
+	    "STOMP_E_COMMAND");
+
 	ok(expect_rc(S("send\n\n\0"), 12, NULL, STOMP_E_COMMAND, NULL),
 	    "lower-case command -> STOMP_E_COMMAND");
 	ok(expect_rc(S("SEND \n\n\0"), 12, NULL, STOMP_E_COMMAND, NULL),
