@@ -728,9 +728,26 @@ users_fini(void *state)
 	free(st);
 }
 
+/* After a reload: is login still in the file, and not locked? */
+static int
+users_still_valid(void *state, const char *login)
+{
+	struct user_copy *uc;
+	int ok;
+
+	if ((uc = malloc(sizeof(*uc))) == NULL)
+		return (1);	/* keep the session; the next reload asks again */
+	lookup(state, login, uc);
+	ok = uc->found && uc->hash[0] == '$';
+	explicit_bzero(uc, sizeof(*uc));
+	free(uc);
+	return (ok);
+}
+
 static const struct parley_auth_ops users_ops = {
 	.size = sizeof(struct parley_auth_ops),
 	.authenticate = users_authenticate,
+	.still_valid = users_still_valid,
 };
 
 static const struct parley_plugin users_plugin = {

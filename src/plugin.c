@@ -4,6 +4,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plugin.h"
+#include "session.h"
 #include "util.h"
 #include "worker.h"
 
@@ -531,6 +533,26 @@ int
 plugins_authenticate(const struct parley_credentials *cred,
     struct parley_identity *id, char *why, size_t whylen)
 {
+	return plugins_authenticate_by(cred, id, why, whylen, NULL);
+}
+
+still_valid_fn
+plugin_still_valid(const struct parley_ctx *ctx)
+{
+	const struct parley_auth_ops *a;
+
+	if (ctx->kind != PARLEY_PLUGIN_AUTH || (a = ctx->p->auth) == NULL ||
+	    a->size < offsetof(struct parley_auth_ops, still_valid) +
+	    sizeof(a->still_valid))
+		return NULL;
+	return a->still_valid;
+}
+
+int
+plugins_authenticate_by(const struct parley_credentials *cred,
+    struct parley_identity *id, char *why, size_t whylen,
+    struct parley_ctx **by)
+{
 	int i, r;
 
 	if (whylen > 0)
@@ -546,6 +568,8 @@ plugins_authenticate(const struct parley_credentials *cred,
 				    "allowed an invalid login", a->name);
 				return PARLEY_AUTH_DENY;
 			}
+			if (by != NULL)
+				*by = a;
 			return PARLEY_AUTH_ALLOW;
 		}
 		if (r == PARLEY_AUTH_DENY) {
@@ -581,6 +605,9 @@ reload_done(void *arg)
 
 	log_msg(j->rv == 0 ? PARLEY_LOG_INFO : PARLEY_LOG_ERROR, j->ctx->name,
 	    j->rv == 0 ? "reloaded" : "reload failed: keeping the old data");
+	/* removed or locked logins lose their open sessions */
+	if (j->rv == 0 && plugin_still_valid(j->ctx) != NULL)
+		session_revalidate(j->ctx);
 	free(j);
 }
 

@@ -65,6 +65,13 @@ int	plugins_ready(char *why, size_t len);
  */
 int	plugins_authenticate(const struct parley_credentials *cred,
 	    struct parley_identity *id, char *why, size_t whylen);
+/* The same; *by (if not NULL) is the plugin that allowed. */
+int	plugins_authenticate_by(const struct parley_credentials *cred,
+	    struct parley_identity *id, char *why, size_t whylen,
+	    struct parley_ctx **by);
+/* ctx's still_valid() (an auth plugin's, see plugin.h), or NULL. */
+typedef int (*still_valid_fn)(void *state, const char *login);
+still_valid_fn plugin_still_valid(const struct parley_ctx *ctx);
 
 /* The host table (for tests and the loader). */
 const struct parley_host *plugin_host(void);

@@ -65,6 +65,8 @@ struct subx {
 
 struct session {
 	int refcnt;
+	LIST_ENTRY(session) all;	/* every session with a transport */
+	struct parley_ctx *auth_by;	/* the auth plugin that allowed */
 	struct conn *conn;		/* NULL once the transport is gone */
 	enum sstate state;
 	int version;			/* 10, 11, 12 */
@@ -101,6 +103,7 @@ struct session {
 
 static struct config *cfg;
 static struct stomp_limits limits;
+static LIST_HEAD(, session) sessions = LIST_HEAD_INITIALIZER(sessions);
 
 static void session_unref(struct session *s);
 static int on_frame(void *arg, struct stomp_frame *f);
@@ -289,6 +292,7 @@ session_new(struct conn *c, const char *bearer)
 		return NULL;
 	}
 	arm_timer(s, cfg->connect_timeout_ms);
+	LIST_INSERT_HEAD(&sessions, s, all);
 	return s;
 }
 
@@ -407,6 +411,7 @@ session_closed(struct session *s)
 		fcopy_free(fc);
 	}
 	s->conn = NULL;
+	LIST_REMOVE(s, all);
 	set_closing(s);
 	event_free(s->timer);
 	s->timer = NULL;
@@ -617,6 +622,7 @@ on_frame(void *arg, struct stomp_frame *f)
 
 struct auth_job {
 	struct session *s;
+	struct parley_ctx *by;		/* the plugin that allowed */
 	struct parley_credentials cred;
 	char *login, *passcode, *bearer;
 	char addr[64];
@@ -631,8 +637,8 @@ auth_work(void *arg)
 {
 	struct auth_job *j = arg;
 
-	j->result = plugins_authenticate(&j->cred, &j->id, j->why,
-	    sizeof(j->why));
+	j->result = plugins_authenticate_by(&j->cred, &j->id, j->why,
+	    sizeof(j->why), &j->by);
 }
 
 static void
@@ -701,6 +707,7 @@ auth_done(void *arg)
 		send_error(s, j->receipt, "out of memory", NULL);
 		goto out;
 	}
+	s->auth_by = j->by;
 	snprintf(s->login, sizeof(s->login), "%s", j->id.login);
 	snprintf(s->roles, sizeof(s->roles), "%s", j->id.roles);
 	snprintf(s->grants, sizeof(s->grants), "%s", j->id.grants);
@@ -1607,6 +1614,115 @@ handle_frame(struct session *s, struct stomp_frame *f)
 		send_error(s, receipt, "frame not allowed from a client",
 		    stomp_command_name(f->cmd));
 		break;
+	}
+}
+
+/* ------------------------------------------------------------ revocation */
+
+/*
+ * After an auth plugin's reload: the distinct logins of the sessions it
+ * allowed go to a worker, which asks the plugin about each; back on the
+ * loop, the sessions of the logins it no longer knows (or has locked) end.
+ */
+struct reval {
+	struct parley_ctx *ctx;
+	struct strmap logins;		/* login -> reval_item */
+	size_t n;
+};
+
+struct reval_item {
+	int valid;
+	char login[];
+};
+
+static void
+reval_work_one(const char *key, void *value, void *arg)
+{
+	struct reval *rv = arg;
+	struct reval_item *it = value;
+
+	(void)key;
+	it->valid = plugin_still_valid(rv->ctx)(rv->ctx->state, it->login);
+}
+
+static void
+reval_work(void *arg)
+{
+	struct reval *rv = arg;
+
+	strmap_foreach(&rv->logins, reval_work_one, rv);
+}
+
+static void
+reval_free_one(const char *key, void *value, void *arg)
+{
+	(void)key;
+	(void)arg;
+	free(value);
+}
+
+static void
+reval_done(void *arg)
+{
+	struct reval *rv = arg;
+	struct session *s, *next;
+	struct reval_item *it;
+	size_t ended = 0;
+
+	for (s = LIST_FIRST(&sessions); s != NULL; s = next) {
+		next = LIST_NEXT(s, all);	/* send_error may end s */
+		if (s->auth_by != rv->ctx || s->state != S_CONNECTED ||
+		    s->conn == NULL ||
+		    (it = strmap_get(&rv->logins, s->login)) == NULL ||
+		    it->valid)
+			continue;
+		stats.err_auth++;
+		log_info("%s: %s was removed or locked in [%s]: closing",
+		    s->conn->peer, s->login, rv->ctx->name);
+		send_error(s, NULL, "credentials revoked",
+		    "the account was removed or locked");
+		ended++;
+	}
+	if (ended > 0)
+		log_warn("[%s] reload ended %zu session%s of removed or "
+		    "locked logins", rv->ctx->name, ended,
+		    ended == 1 ? "" : "s");
+	strmap_foreach(&rv->logins, reval_free_one, NULL);
+	strmap_free(&rv->logins);
+	free(rv);
+}
+
+void
+session_revalidate(struct parley_ctx *ctx)
+{
+	struct reval *rv;
+	struct session *s;
+	struct reval_item *it;
+	size_t n;
+
+	if ((rv = calloc(1, sizeof(*rv))) == NULL)
+		return;
+	rv->ctx = ctx;
+	strmap_init(&rv->logins);
+	LIST_FOREACH(s, &sessions, all) {
+		if (s->auth_by != ctx || s->state != S_CONNECTED ||
+		    strmap_get(&rv->logins, s->login) != NULL)
+			continue;
+		n = strlen(s->login) + 1;
+		if ((it = calloc(1, sizeof(*it) + n)) == NULL)
+			continue;
+		it->valid = 1;
+		memcpy(it->login, s->login, n);
+		if (strmap_put(&rv->logins, it->login, it) == -1) {
+			free(it);
+			continue;
+		}
+		rv->n++;
+	}
+	if (rv->n == 0 || worker_submit(reval_work, reval_done, rv) == -1) {
+		strmap_foreach(&rv->logins, reval_free_one, NULL);
+		strmap_free(&rv->logins);
+		free(rv);
 	}
 }
 

@@ -25,6 +25,10 @@ void	session_unpaused(struct session *s);
 void	session_closed(struct session *s);
 /* Server shutdown: send ERROR-less goodbye (close) to the client. */
 void	session_shutdown(struct session *s);
+/* After auth plugin ctx reloaded: ask it (on a worker) whether the logins
+ * of the sessions it allowed are still valid; end those that are not. */
+struct parley_ctx;
+void	session_revalidate(struct parley_ctx *ctx);
 
 /* Broker -> session. */
 void	session_deliver(struct sub *sub, struct pmsg *p);

@@ -423,7 +423,15 @@ struct parley_auth_ops {
 	 */
 	int (*authenticate)(void *state, const struct parley_credentials *c,
 	    struct parley_identity *id, char *why, size_t whylen);
-	void *spare[8];
+	/*
+	 * worker, optional (NULL): after a successful reload, asked for each
+	 * login with an open STOMP session this plugin allowed.  1: it may
+	 * stay; 0: the login was removed or locked, and the host ends its
+	 * sessions with ERROR "credentials revoked".  (Takes the place of a
+	 * spare pointer: the host reads it only when size covers it.)
+	 */
+	int (*still_valid)(void *state, const char *login);
+	void *spare[7];
 };
 
 /* ---------------------------------------------------------------- */

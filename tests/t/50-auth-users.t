@@ -240,7 +240,11 @@ t.run(async () => {
       await r.client.deactivate();
       r = await tryWs(srv, { login: 'bob', passcode: 'bob-pw' });
       t.ok(!r.connected && r.error, 'after SIGHUP: the removed user is refused');
-      t.ok(!alice.closed && alice.client.connected, 'the session open across the reload is still connected');
+      await bob.wait(() => bob.closed, 5000, 'bob\'s session to end').catch(() => {});
+      t.ok(bob.closed && bob.errors.some((e) => e.headers.message === 'credentials revoked'),
+        'the removed user\'s open session ends: ERROR "credentials revoked", closed');
+      t.like(since(srv, mark), /bob was removed or locked in \[users\]: closing/, 'the log names the login and the plugin');
+      t.ok(!alice.closed && alice.client.connected, 'a session of a user still in the file stays connected across the reload');
       const dave = await connectWs(srv, { login: 'dave', passcode: 'dave pw' });
       dave.subscribe('lobby');
       await sleep(200);
@@ -248,8 +252,6 @@ t.run(async () => {
       t.like(rc.headers.position, /^\d+$/, 'that session keeps chatting: SEND gets its RECEIPT');
       await dave.wait(() => dave.received.some((m) => m.body === 'after reload' && m.headers.sender === 'alice'), 5000, 'dave gets it');
       t.ok(true, 'a user added by the reload receives it');
-      await bob.wait(() => bob.received.some((m) => m.body === 'after reload'), 5000, 'bob gets it');
-      t.ok(!bob.closed, 'a removed user\'s open session is not dropped by the reload (only new logins are refused)');
       await dave.close();
 
       // a broken file on reload: errors named, old table kept
@@ -268,6 +270,18 @@ t.run(async () => {
       r = await tryWs(srv, { login: 'dave', passcode: 'dave pw' });
       t.ok(r.connected, 'after a failed reload the old table is still in use');
       await r.client.deactivate();
+      t.ok(!alice.closed && alice.client.connected, 'a failed reload ends no session');
+      // locking a user (hash prefixed with !) ends its open sessions too
+      fs.writeFileSync(file, [
+        `alice:!${H.alice}:admin,staff:*:read+write+moderate`,
+        `carol:${H.carol}`,
+        `dave:${H.dave}::*:read+write`,
+      ].join('\n') + '\n');
+      mark = srv.log().length;
+      process.kill(srv.proc.pid, 'SIGHUP');
+      await alice.wait(() => alice.closed, 5000, 'alice\'s session to end').catch(() => {});
+      t.ok(alice.closed && alice.errors.some((e) => e.headers.message === 'credentials revoked'),
+        'a user locked by a reload: its open session ends with ERROR "credentials revoked"');
       t.ok(!srv.log().includes('alice pw') && !srv.log().includes('dave pw') && !srv.log().includes('bob-pw'), 'no password appears in the log');
       await alice.close();
       await bob.close();
