@@ -979,26 +979,24 @@ conn_append(struct conn *c, const void *head, size_t head_len,
 		    tail_release, p) == -1)
 			pmsg_unref(p);
 	} else {
-		if ((b = obuf_grow(c, hn + head_len +
-		    (share ? 0 : tail))) == NULL)
+		size_t copied = hn + head_len + (share ? 0 : tail);
+
+		if ((b = obuf_grow(c, copied)) == NULL)
 			return -1;
 		memcpy(b, hdr, hn);
 		memcpy(b + hn, head, head_len);
-		c->olen += hn + head_len;
-		if (share && iov_reserve(c) == 0) {
-			/* obuf_grow may have spilled the queue: reserve
-			 * again (a no-op unless it did) */
+		if (!share && tail > 0)
+			memcpy(b + hn + head_len, p->tail, tail);
+		c->olen += copied;
+		if (share) {
+			/* the room reserved above is still there: a spill in
+			 * obuf_grow empties iov but keeps its array */
 			iov_seal(c);
 			c->iov[c->niov].iov_base = p->tail;
 			c->iov[c->niov].iov_len = tail;
 			c->niov++;
 			c->oext += tail;
 			hold(p);
-		} else if (tail > 0) {
-			if ((b = obuf_grow(c, tail)) == NULL)
-				return -1;
-			memcpy(b, p->tail, tail);
-			c->olen += tail;
 		}
 	}
 	stats.bytes_out += total;

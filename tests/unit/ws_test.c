@@ -398,6 +398,17 @@ feed(struct conn *c, const void *data, size_t len)
 	ws_input(c);
 }
 
+/* A fresh connection (max_msg) that has read one client frame. */
+static void
+one_frame(struct conn *c, size_t max_msg, int fin, int opcode,
+    const void *payload, size_t len, int masked)
+{
+	static unsigned char fr[200016];
+
+	ws_setup(c, max_msg);
+	feed(c, fr, client_frame(fr, fin, opcode, payload, len, masked));
+}
+
 /*
  * Find the first server frame with opcode in the output; returns its
  * payload length (or -1) and copies up to cap payload bytes.
@@ -458,9 +469,7 @@ test_framing(void)
 	char *big;
 
 	/* a masked text message reaches the session */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x1, stomp_frame, sizeof(stomp_frame), 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x1, stomp_frame, sizeof(stomp_frame), 1);
 	ok(got_len == sizeof(stomp_frame) &&
 	    memcmp(got, stomp_frame, got_len) == 0 && !c.closing,
 	    "masked text message is unmasked and handed to the session");
@@ -497,41 +506,31 @@ test_framing(void)
 	ws_teardown(&c);
 
 	/* binary message: no UTF-8 check */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x2, "\xff\xfe\x00", 3, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x2, "\xff\xfe\x00", 3, 1);
 	ok(got_len == 3 && !c.closing, "binary message with non-UTF-8 bytes "
 	    "is handed over");
 	ws_teardown(&c);
 
 	/* ping -> pong with the same payload */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x9, "are you there", 13, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x9, "are you there", 13, 1);
 	pn = out_frame(&c, 0xA, pl, sizeof(pl));
 	ok(pn == 13 && memcmp(pl, "are you there", 13) == 0 && got_len == 0,
 	    "ping is answered by a pong with its payload (unmasked)");
 	ws_teardown(&c);
 
 	/* invalid UTF-8 in a text message -> 1007 */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x1, "SEND\n\xc0\xaf\n\n\0", 10, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x1, "SEND\n\xc0\xaf\n\n\0", 10, 1);
 	ok(close_code_sent(&c) == 1007, "invalid UTF-8 (overlong) in text: "
 	    "close frame 1007 (got %d)", close_code_sent(&c));
 	ok(c.closing && closed_code == 1007 && got_len == 0,
 	    "connection closed with 1007, nothing reached the session");
 	ws_teardown(&c);
 
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x1, "\xed\xa0\x80", 3, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x1, "\xed\xa0\x80", 3, 1);
 	ok(close_code_sent(&c) == 1007, "UTF-16 surrogate in text: 1007");
 	ws_teardown(&c);
 
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x1, "abc\xe2\x82", 5, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x1, "abc\xe2\x82", 5, 1);
 	ok(close_code_sent(&c) == 1007, "text ending mid-character: 1007");
 	ws_teardown(&c);
 
@@ -546,9 +545,7 @@ test_framing(void)
 	    close_code_sent(&c));
 	ws_teardown(&c);
 
-	ws_setup(&c, 1024);
-	n = client_frame(fr, 1, 0x1, big, 1024, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 1024, 1, 0x1, big, 1024, 1);
 	ok(got_len == 1024 && !c.closing, "message exactly at the limit is "
 	    "accepted");
 	ws_teardown(&c);
@@ -561,26 +558,20 @@ test_framing(void)
 	    "fragments adding up past the limit: 1009");
 	ws_teardown(&c);
 
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x1, big, 65537, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x1, big, 65537, 1);
 	ok(close_code_sent(&c) == 1009, "64-bit length frame over the limit: "
 	    "1009");
 	ws_teardown(&c);
 	free(big);
 
 	/* unmasked client frame -> 1002 */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x1, stomp_frame, sizeof(stomp_frame), 0);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x1, stomp_frame, sizeof(stomp_frame), 0);
 	ok(close_code_sent(&c) == 1002 && closed_code == 1002 && got_len == 0,
 	    "unmasked client frame: 1002 (got %d)", close_code_sent(&c));
 	ws_teardown(&c);
 
 	/* reserved opcode -> 1002 */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x3, "x", 1, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x3, "x", 1, 1);
 	ok(close_code_sent(&c) == 1002 && got_len == 0,
 	    "reserved opcode 0x3: 1002 (got %d)", close_code_sent(&c));
 	ws_teardown(&c);
@@ -595,17 +586,13 @@ test_framing(void)
 	ws_teardown(&c);
 
 	/* continuation without a start -> 1002 */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x0, "x", 1, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x0, "x", 1, 1);
 	ok(close_code_sent(&c) == 1002 && got_len == 0,
 	    "continuation frame without a message: 1002");
 	ws_teardown(&c);
 
 	/* fragmented control frame -> 1002 */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 0, 0x9, "x", 1, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 0, 0x9, "x", 1, 1);
 	ok(close_code_sent(&c) >= 0 && c.closing, "fragmented ping: close "
 	    "frame sent, connection closing");
 	ok(close_code_sent(&c) == 1002, "fragmented ping: close code 1002");
@@ -627,18 +614,14 @@ test_framing(void)
 	ws_teardown(&c);
 
 	/* client close -> echoed close, connection closing */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x8, "\x03\xe8" "bye", 5, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x8, "\x03\xe8" "bye", 5, 1);
 	ok(close_code_sent(&c) == 1000 && c.closing,
 	    "client close 1000 is answered with close 1000 (got %d)",
 	    close_code_sent(&c));
 	ws_teardown(&c);
 
 	/* a close without a code is answered without one */
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x8, "", 0, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x8, "", 0, 1);
 	pn = out_frame(&c, 0x8, pl, sizeof(pl));
 	ok(pn == 0 && c.closing && closed_code == 1000, "empty client close "
 	    "is answered by an empty close (payload %ld)", pn);
@@ -652,15 +635,11 @@ test_framing(void)
 	    "client close with code 1005: 1002 (got %d)", close_code_sent(&c));
 	ws_teardown(&c);
 
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x8, "\x03", 1, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x8, "\x03", 1, 1);
 	ok(close_code_sent(&c) == 1002, "close with a 1-byte payload: 1002");
 	ws_teardown(&c);
 
-	ws_setup(&c, 65536);
-	n = client_frame(fr, 1, 0x8, "\x03\xe8\xff", 3, 1);
-	feed(&c, fr, n);
+	one_frame(&c, 65536, 1, 0x8, "\x03\xe8\xff", 3, 1);
 	ok(close_code_sent(&c) == 1007, "close reason that is not UTF-8: "
 	    "1007 (got %d)", close_code_sent(&c));
 	ws_teardown(&c);
