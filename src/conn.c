@@ -920,24 +920,31 @@ conn_check_room(struct conn *c)
 }
 
 /* Header of an unmasked server WebSocket frame; returns its length. */
+/* Length of a server frame's WebSocket header for a payload of len. */
+static size_t
+ws_header_len(size_t len)
+{
+	return len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+}
+
 static size_t
 ws_frame_header(unsigned char *h, int opcode, size_t len)
 {
+	size_t n = ws_header_len(len);
+
 	h[0] = 0x80 | opcode;
-	if (len < 126) {
+	if (n == 2)
 		h[1] = (unsigned char)len;
-		return 2;
-	}
-	if (len <= 0xffff) {
+	else if (n == 4) {
 		h[1] = 126;
 		h[2] = (unsigned char)(len >> 8);
 		h[3] = (unsigned char)len;
-		return 4;
+	} else {
+		h[1] = 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
 	}
-	h[1] = 127;
-	for (int i = 0; i < 8; i++)
-		h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-	return 10;
+	return n;
 }
 
 /* evbuffer is done with a referenced tail */
@@ -1030,12 +1037,46 @@ conn_send_msg(struct conn *c, const char *head, size_t head_len,
 	return conn_append(c, head, head_len, p, p->binary);
 }
 
+/*
+ * A subscription's frames of one turn.  Copied ones (below SHARE_MIN, not
+ * gathered) that fit in one buffer growth are written in one pass: one
+ * slow-consumer check, one growth, no per-frame bookkeeping.  Otherwise
+ * frame by frame.
+ */
 size_t
 conn_send_msgs(struct conn *c, const char *head, size_t head_len,
     struct pmsg *const *v, size_t n)
 {
-	size_t i;
+	size_t i, len, total = 0;
+	int ws = c->kind == CONN_WS;
+	unsigned char *b;
 
+	if (n > 1 && conn_check_room(c) == 0 && (!ws || ws_can_send(c))) {
+		for (i = 0; i < n && total <= OBUF_MAX; i++) {
+			if (v[i]->share || v[i]->tail_len >= SHARE_MIN)
+				break;
+			len = head_len + v[i]->tail_len;
+			total += (ws ? ws_header_len(len) : 0) + len;
+		}
+		if (i == n && total <= OBUF_MAX &&
+		    (b = obuf_grow(c, total)) != NULL) {
+			for (i = 0; i < n; i++) {
+				len = head_len + v[i]->tail_len;
+				if (ws)
+					b += ws_frame_header(b, v[i]->binary ?
+					    0x2 : 0x1, len);
+				memcpy(b, head, head_len);
+				memcpy(b + head_len, v[i]->tail,
+				    v[i]->tail_len);
+				b += len;
+			}
+			c->olen += total;
+			stats.bytes_out += total;
+			stats.frames_out += n;
+			mark_dirty(c);
+			return n;
+		}
+	}
 	for (i = 0; i < n; i++)
 		if (conn_send_msg(c, head, head_len, v[i]) == -1)
 			break;

@@ -241,13 +241,27 @@ utf8_valid(const unsigned char *s, size_t len)
 size_t
 fmt_u64(char *dst, uint64_t v)
 {
+	/* two digits a step: positions and timestamps have 13-18 */
+	static const char pairs[201] =
+	    "00010203040506070809101112131415161718192021222324252627282930"
+	    "31323334353637383940414243444546474849505152535455565758596061"
+	    "62636465666768697071727374757677787980818283848586878889909192"
+	    "93949596979899";
 	char d[U64_DIGITS];
 	size_t i = sizeof(d);
 
-	do {
-		d[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+
+		v /= 100;
+		i -= 2;
+		memcpy(d + i, pairs + 2 * r, 2);
+	}
+	if (v >= 10) {
+		i -= 2;
+		memcpy(d + i, pairs + 2 * v, 2);
+	} else
+		d[--i] = (char)('0' + v);
 	memcpy(dst, d + i, sizeof(d) - i);
 	return sizeof(d) - i;
 }

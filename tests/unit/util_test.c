@@ -297,6 +297,26 @@ test_fmt_u64(void)
 	ok(bad == 0, "fmt_u64 writes what printf's %%llu does, no more, "
 	    "and parse_u64 reads it back (%zu values up to UINT64_MAX)",
 	    sizeof(vals) / sizeof(vals[0]));
+
+	/* every value below 100,000, and each power of ten and its
+	 * neighbours: odd and even digit counts, both ends of each step */
+	bad = 0;
+	for (i = 0; i < 100000 + 3 * 20; i++) {
+		uint64_t x = i, p10 = 1;
+		size_t k;
+
+		if (i >= 100000) {
+			for (k = 0; k < (i - 100000) / 3; k++)
+				p10 *= 10;
+			x = p10 - 1 + (i - 100000) % 3;
+		}
+		n = fmt_u64(got, x);
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)x);
+		if (n != strlen(want) || memcmp(got, want, n) != 0)
+			bad++;
+	}
+	ok(bad == 0, "fmt_u64 matches printf for 0..99999 and around every "
+	    "power of ten (%d wrong)", bad);
 }
 
 /* ------------------------------------------------------------ strmap */
