@@ -198,7 +198,8 @@ pending_new(const struct parley_msg *msg)
 	len = str_size(msg->room) + str_size(msg->id) + str_size(msg->sender) +
 	    str_size(msg->content_type) + str_size(msg->ref_id) +
 	    str_size(msg->media_id) + msg->body_len + 1;
-	if ((p = calloc(1, sizeof(*p) + len)) == NULL)
+	/* malloc: every field is set before use, the strings by copying */
+	if ((p = malloc(sizeof(*p) + len)) == NULL)
 		return (NULL);
 	d = p->data;
 	p->msg = *msg;

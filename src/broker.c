@@ -346,54 +346,40 @@ broker_persist(const struct parley_msg *m, uint64_t token)
 
 /* ------------------------------------------------------------ publish */
 
-struct pub {
-	publish_cb cb;
-	void *arg;
-	int stored;
-	uint64_t position;
-	char id[PARLEY_ID_MAX + 1];
-};
-
 static void
 pub_committed(void *arg, int status)
 {
-	struct pub *pb = arg;
+	struct broker_pub *pb = arg;
 
 	pb->cb(pb->arg, status, pb->position, status == 0 ? NULL :
 	    "server shut down before the message was stored");
-	free(pb);
 }
 
 static void
 pub_settled(void *arg, int status, uint64_t position, const char *why)
 {
-	struct pub *pb = arg;
+	struct broker_pub *pb = arg;
 	struct parley_ctx *bp = plugins.backplane;
 
 	if (status != 0) {
 		pb->cb(pb->arg, -1, 0, why ? why : "backplane refused");
-		free(pb);
 		return;
 	}
 	pb->position = position;
 	if (!pb->stored || (bp->p->backplane->flags & PARLEY_BP_DURABLE)) {
 		pb->cb(pb->arg, 0, position, NULL);
-		free(pb);
 		return;
 	}
 	/* a non-durable backplane: durable means committed to storage */
-	if (batcher_wait(pb->id, pub_committed, pb) == -1) {
+	if (batcher_wait(pb->id, pub_committed, pb) == -1)
 		pb->cb(pb->arg, -1, position, "out of memory");
-		free(pb);
-	}
 }
 
 int
-broker_publish(const struct parley_msg *m, publish_cb cb, void *arg,
-    const char **why)
+broker_publish(const struct parley_msg *m, struct broker_pub *pb,
+    publish_cb cb, void *arg, const char **why)
 {
 	struct parley_ctx *bp = plugins.backplane;
-	struct pub *pb;
 	size_t idlen = strlen(m->id);
 
 	if (event_is_stored(m->event) && !batcher_has_room()) {
@@ -401,16 +387,14 @@ broker_publish(const struct parley_msg *m, publish_cb cb, void *arg,
 		    "try again later";
 		return -1;
 	}
-	if ((pb = calloc(1, sizeof(*pb))) == NULL) {
-		*why = "out of memory";
-		return -1;
-	}
 	pb->cb = cb;
 	pb->arg = arg;
 	pb->stored = event_is_stored(m->event);
+	pb->position = 0;
 	if (idlen >= sizeof(pb->id))
 		idlen = sizeof(pb->id) - 1;
-	memcpy(pb->id, m->id, idlen);	/* NUL: calloc */
+	memcpy(pb->id, m->id, idlen);
+	pb->id[idlen] = '\0';
 	stats.messages_published++;
 	bp->p->backplane->publish(bp->state, m, pub_settled, pb);
 	return 0;

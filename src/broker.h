@@ -121,12 +121,22 @@ sub_last_position(struct sub *s)
  * on the loop when the message is durable (status 0) or failed (-1, why).
  * With a non-durable backplane "durable" means committed to storage; events
  * that are never stored settle when the backplane accepted them.
- * Returns 0, or -1 with *why set when it cannot even be attempted.
+ * pb is the caller's (usually inside the context arg points to): it must
+ * stay put until cb has run, and is free to go from inside cb.
+ * Returns 0, or -1 with *why set when it cannot even be attempted (cb
+ * does not run).
  */
 typedef void (*publish_cb)(void *arg, int status, uint64_t position,
     const char *why);
-int	broker_publish(const struct parley_msg *m, publish_cb cb, void *arg,
-	    const char **why);
+struct broker_pub {
+	publish_cb cb;
+	void *arg;
+	int stored;
+	uint64_t position;
+	char id[PARLEY_ID_MAX + 1];
+};
+int	broker_publish(const struct parley_msg *m, struct broker_pub *pb,
+	    publish_cb cb, void *arg, const char **why);
 
 /* Counts for /metrics and REST. */
 void	broker_foreach_room(void (*fn)(const struct room *, void *), void *arg);

@@ -73,6 +73,7 @@ struct job {
 	struct parley_room_list rooms;
 	struct pmsg **snap;
 	size_t nsnap;
+	struct broker_pub pub;	/* a POST/PATCH/DELETE until posted() */
 };
 
 static struct config *cfg;
@@ -459,7 +460,7 @@ job_done(void *arg)
 		m.body_len = j->op == OP_MSG_EDIT ? j->body_len : 0;
 		if (strcmp(j->target_sender, j->id.login) != 0)
 			m.flags = PARLEY_MSG_MODERATED;
-		if (broker_publish(&m, posted, j, &why) == -1) {
+		if (broker_publish(&m, &j->pub, posted, j, &why) == -1) {
 			http_error(j->c, 503, why);
 			break;
 		}
@@ -477,7 +478,7 @@ job_done(void *arg)
 		m.content_type = j->content_type;
 		m.body = j->body;
 		m.body_len = j->body_len;
-		if (broker_publish(&m, posted, j, &why) == -1) {
+		if (broker_publish(&m, &j->pub, posted, j, &why) == -1) {
 			http_error(j->c, 503, why);
 			break;
 		}

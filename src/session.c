@@ -880,6 +880,7 @@ struct barrier {
 };
 
 struct pubctx {
+	struct broker_pub pub;
 	struct session *s;
 	char *receipt;		/* NULL, or in the same allocation */
 	struct barrier *barrier;
@@ -984,7 +985,7 @@ do_publish(struct session *s, const char *room, int event,
 		pc->barrier->remaining++;
 	session_ref(s);
 	s->pending++;
-	if (broker_publish(&m, published, pc, &why) == -1) {
+	if (broker_publish(&m, &pc->pub, published, pc, &why) == -1) {
 		s->pending--;
 		barrier_release(s, pc->barrier);
 		send_error(s, receipt, "message not accepted", why);
