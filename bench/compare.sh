@@ -5,7 +5,8 @@
 #
 #   bench/compare.sh [-t parley,rabbitmq,reflector] [-n SUBS] [-d SECS]
 #                    [-s SIZE] [-w WINDOW] [-R RATES] [-I IDLE_CONNS]
-#                    [-r REPEATS] [-S CPU] [-G CPU] [-o CSV] [-T] [SCENARIO...]
+#                    [-r REPEATS] [-g] [-x GEN_ARGS] [-S CPU] [-G CPU]
+#                    [-o CSV] [-T] [SCENARIO...]
 #
 # SCENARIO: fanout (default; a max-throughput run with a receipt window,
 # then one run per fixed rate in -R, comma-separated msg/s, default 10 --
@@ -13,8 +14,14 @@
 # it), rooms, idle (-I connections, default 10000), storm, history (Parley
 # only: the others have no history).  Results are appended to the CSV
 # (default bench/results/compare-YYYYmmdd-HHMMSS.csv).  -r runs each
-# measurement several times; the table shows the median run.  Only the
-# table: bench/compare.sh -o FILE.csv -T
+# measurement several times; the table shows the median run.  Repeats
+# take turns: each round starts every target afresh and runs it once, so
+# the machine's drift over minutes falls on all targets alike and the
+# ratios compare runs made side by side; -g groups them instead (all of
+# one target's runs on one server, then the next target).  Only the
+# table: bench/compare.sh -o FILE.csv -T.  -x passes more options to every
+# generator run (e.g. -x "--header event:typing": Parley fans those out
+# and stores nothing; keep such runs in a CSV of their own).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 targets=parley,rabbitmq,reflector
@@ -25,11 +32,13 @@ window=64
 rates=10
 idle=10000
 reps=1
+grouped=0
+xargs=""
 tableonly=0
 scpu=0
 gcpu=1
 csv=""
-while getopts t:n:d:s:w:R:I:r:S:G:o:T o; do
+while getopts t:n:d:s:w:R:I:r:gx:S:G:o:T o; do
 	case $o in
 	t) targets=$OPTARG ;;
 	n) subs=$OPTARG ;;
@@ -39,11 +48,13 @@ while getopts t:n:d:s:w:R:I:r:S:G:o:T o; do
 	R) rates=$OPTARG ;;
 	I) idle=$OPTARG ;;
 	r) reps=$OPTARG ;;
+	g) grouped=1 ;;
+	x) xargs=$OPTARG ;;
 	T) tableonly=1 ;;
 	S) scpu=$OPTARG ;;
 	G) gcpu=$OPTARG ;;
 	o) csv=$OPTARG ;;
-	*) sed -n '2,16p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,24p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -109,18 +120,18 @@ lastcol() {
 	    'BEGIN { n = split(h, c, ","); for (i = 1; i <= n; i++) if (c[i] == want) k = i } { print $k }'
 }
 
-# gen target label scenario args...: $reps runs during which the rest of
+# gen target label scenario args...: $runs runs during which the rest of
 # the machine was quiet (other processes under 20% of a CPU), at most
-# 3 x $reps tries; noisy runs stay in the CSV, the table skips them
+# 3 x $runs tries; noisy runs stay in the CSV, the table skips them
 gen() {
 	t=$1 label=$2 sc=$3
 	shift 3
 	good=0 tries=0
-	while [ $good -lt "$reps" ] && [ $tries -lt $((reps * 3)) ]; do
+	while [ $good -lt "$runs" ] && [ $tries -lt $((runs * 3)) ]; do
 		tries=$((tries + 1))
-		echo "--- $t: $sc $label (run $tries, $good of $reps quiet so far)" >&2
+		echo "--- $t: $sc $label (round $round, run $tries, $good of $runs quiet so far)" >&2
 		"$pb" "$sc" -t "$t" -u "$wsurl" -p "$(pidof_target "$t")" \
-		    --cpu "$gcpu" --csv "$csv" --label "$label" -q "$@" || true
+		    --cpu "$gcpu" --csv "$csv" --label "$label" -q $xargs "$@" || true
 		other=$(lastcol other_cpu_pct)
 		if [ "${other%.*}" -le 20 ] 2>/dev/null; then
 			good=$((good + 1))
@@ -206,42 +217,55 @@ if [ "$tableonly" = 1 ]; then
 fi
 
 echo "server on CPU $scpu, generator on CPU $gcpu (taskset); CSV: $csv" >&2
+# measure TARGET SCENARIO: start the target, run the scenario, stop it
+measure() {
+	t=$1 sc=$2
+	if [ "$t" = rabbitmq ] && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+		echo "--- rabbitmq: not installed, skipped (apt-get install rabbitmq-server)" >&2
+		return
+	fi
+	if [ "$sc" = history ] && [ "$t" != parley ]; then
+		echo "--- $t: no history/resume, skipped" >&2
+		return
+	fi
+	start "$t"
+	case $sc in
+	fanout)
+		gen "$t" "max" fanout -n "$subs" -s "$size" -w "$window" -d "$dur" --drain 30
+		# the max run's deliveries/s: the last row of the CSV
+		max=$(lastcol deliveries_per_s)
+		max=${max%.*}
+		for r in $(echo "$rates" | tr ',' ' '); do
+			if [ $((r * subs)) -gt $((max * 2)) ]; then
+				echo "--- $t: ${r} msg/s skipped: offered $((r * subs)) deliveries/s, its max run reached $max" >&2
+				continue
+			fi
+			gen "$t" "${r}msg/s" fanout -n "$subs" -s "$size" -R "$r" -d "$dur" --drain 30
+		done ;;
+	rooms)
+		gen "$t" "max" rooms -n "$subs" -s "$size" -w "$window" -d "$dur" --drain 30 ;;
+	idle)
+		gen "$t" "idle" idle -n "$idle" -d "$dur" ;;
+	storm)
+		gen "$t" "storm" storm -n "$subs" ;;
+	history)
+		gen "$t" "history" history -n 100 --history 1000 ;;
+	*)
+		echo "compare: unknown scenario $sc" >&2; exit 2 ;;
+	esac
+	stop
+}
+
+# turns (default): $reps rounds of one run per target; -g: one round of
+# $reps runs per target
+if [ "$grouped" = 1 ]; then rounds=1 runs=$reps; else rounds=$reps runs=1; fi
 for sc in $scenarios; do
-	for t in $(echo "$targets" | tr ',' ' '); do
-		if [ "$t" = rabbitmq ] && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
-			echo "--- rabbitmq: not installed, skipped (apt-get install rabbitmq-server)" >&2
-			continue
-		fi
-		if [ "$sc" = history ] && [ "$t" != parley ]; then
-			echo "--- $t: no history/resume, skipped" >&2
-			continue
-		fi
-		start "$t"
-		case $sc in
-		fanout)
-			gen "$t" "max" fanout -n "$subs" -s "$size" -w "$window" -d "$dur" --drain 30
-			# the max run's deliveries/s: the last row of the CSV
-			max=$(lastcol deliveries_per_s)
-			max=${max%.*}
-			for r in $(echo "$rates" | tr ',' ' '); do
-				if [ $((r * subs)) -gt $((max * 2)) ]; then
-					echo "--- $t: ${r} msg/s skipped: offered $((r * subs)) deliveries/s, its max run reached $max" >&2
-					continue
-				fi
-				gen "$t" "${r}msg/s" fanout -n "$subs" -s "$size" -R "$r" -d "$dur" --drain 30
-			done ;;
-		rooms)
-			gen "$t" "max" rooms -n "$subs" -s "$size" -w "$window" -d "$dur" --drain 30 ;;
-		idle)
-			gen "$t" "idle" idle -n "$idle" -d "$dur" ;;
-		storm)
-			gen "$t" "storm" storm -n "$subs" ;;
-		history)
-			gen "$t" "history" history -n 100 --history 1000 ;;
-		*)
-			echo "compare: unknown scenario $sc" >&2; exit 2 ;;
-		esac
-		stop
+	round=1
+	while [ "$round" -le "$rounds" ]; do
+		for t in $(echo "$targets" | tr ',' ' '); do
+			measure "$t" "$sc"
+		done
+		round=$((round + 1))
 	done
 done
 

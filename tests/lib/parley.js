@@ -149,16 +149,22 @@ async function startParley(opts = {}) {
   return srv;
 }
 
-// Run parleyd to completion with arguments (e.g. ['-t', '-c', file]).
-function runParleyd(args, { cwd, env, binary } = {}) {
+// Run a program to completion: { code, stdout, stderr } (code 127 if it
+// cannot be started).  env is added to the test's own environment.
+function runProgram(cmd, args, { cwd, env } = {}) {
   return new Promise((resolve) => {
-    const p = spawn(binary || PARLEYD, args, { cwd, env: Object.assign({}, process.env, env || {}) });
+    const p = spawn(cmd, args, { cwd, env: Object.assign({}, process.env, env || {}) });
     let stdout = '', stderr = '';
-    p.on('error', (e) => resolve({ code: 127, stdout, stderr: stderr + `cannot run ${PARLEYD}: ${e.message}\n` }));
+    p.on('error', (e) => resolve({ code: 127, stdout, stderr: stderr + `cannot run ${cmd}: ${e.message}\n` }));
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
     p.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+// Run parleyd to completion with arguments (e.g. ['-t', '-c', file]).
+function runParleyd(args, { cwd, env, binary } = {}) {
+  return runProgram(binary || PARLEYD, args, { cwd, env });
 }
 
 // Poll pred() (may be async; a throw counts as false) every 50 ms until it
@@ -202,4 +208,4 @@ function once(list, what) {
   return null;
 }
 
-module.exports = { waitFor, ready, history, once, startParley, runParleyd, freePort, sleep, httpGet, httpRequest, basic, iniText, PARLEYD, PLUGIN_DIR, ROOT };
+module.exports = { waitFor, ready, history, once, startParley, runParleyd, runProgram, freePort, sleep, httpGet, httpRequest, basic, iniText, PARLEYD, PLUGIN_DIR, ROOT };

@@ -10,20 +10,9 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
-const { startParley, freePort, sleep, ROOT } = require('../lib/parley');
+const { startParley, freePort, sleep, runProgram, ROOT } = require('../lib/parley');
 
 const BUILD = process.env.PARLEY_BUILD ? path.resolve(process.env.PARLEY_BUILD) : path.join(ROOT, 'build');
-
-function run(cmd, args, opts = {}) {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, Object.assign({ stdio: ['ignore', 'pipe', 'pipe'] }, opts));
-    let out = '', err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('error', (e) => resolve({ code: -1, out, err: err + String(e) }));
-    p.on('exit', (code) => resolve({ code, out, err }));
-  });
-}
 
 // The generator: built by the tree's build if the lead wired it in, else
 // built here from bench/Makefile into a private directory.
@@ -32,8 +21,8 @@ async function generator(tmp) {
   if (fs.existsSync(built)) return built;
   const dir = path.join(tmp, 'bench');
   fs.mkdirSync(dir);
-  const r = await run('make', ['-s', '-C', path.join(ROOT, 'bench'), `B=${dir}`]);
-  if (r.code !== 0) throw new Error(`building bench/parley-bench failed:\n${r.out}${r.err}`);
+  const r = await runProgram('make', ['-s', '-C', path.join(ROOT, 'bench'), `B=${dir}`]);
+  if (r.code !== 0) throw new Error(`building bench/parley-bench failed:\n${r.stdout}${r.stderr}`);
   return path.join(dir, 'parley-bench');
 }
 
@@ -59,9 +48,9 @@ t.run(async () => {
     const csv = path.join(tmp, 'out.csv');
 
     async function bench(name, args, check) {
-      const r = await run(pb, args.concat(['-p', String(srv.proc.pid), '--csv', csv, '--label', name, '-q']));
+      const r = await runProgram(pb, args.concat(['-p', String(srv.proc.pid), '--csv', csv, '--label', name, '-q']));
       const row = fs.existsSync(csv) ? lastRow(csv) : {};
-      if (!t.is(r.code, 0, `${name}: generator exits 0`)) t.diag(r.out + r.err);
+      if (!t.is(r.code, 0, `${name}: generator exits 0`)) t.diag(r.stdout + r.stderr);
       t.is(row.label, name, `${name}: a CSV row was written`);
       t.ok(Number(row.expected) > 0, `${name}: deliveries were expected (${row.expected})`);
       t.is(row.received, row.expected, `${name}: received == expected`);
@@ -98,7 +87,7 @@ t.run(async () => {
       const port = await freePort();
       refl = spawn(pb, ['reflect', '-q', '--listen', `127.0.0.1:${port}`, `--${fault}`, String(n)], { stdio: 'ignore' });
       await sleep(300);
-      const r = await run(pb, ['fanout', '-t', 'reflector', '-u', `ws://127.0.0.1:${port}/ws`, '-n', '20',
+      const r = await runProgram(pb, ['fanout', '-t', 'reflector', '-u', `ws://127.0.0.1:${port}/ws`, '-n', '20',
         '-R', '200', '-d', '1', '--drain', '1', '--csv', csv, '--label', fault, '-q']);
       refl.kill();
       refl = null;

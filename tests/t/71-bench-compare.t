@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+'use strict';
+// bench/compare.sh, the side-by-side runner, on a tiny load against a real
+// parleyd and the reflector: repeats take turns by default (each round starts
+// every target afresh), -g groups them, -x reaches every generator run, and
+// the table shows both targets with the ratio.  Speed is not checked here.
+const t = require('../lib/tap');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { ROOT, PARLEYD, PLUGIN_DIR, runProgram } = require('../lib/parley');
+
+function rows(csvFile) {
+  const lines = fs.readFileSync(csvFile, 'utf8').trim().split('\n');
+  const head = lines[0].split(',');
+  return lines.slice(1).map((l) => {
+    const v = l.split(','), o = {};
+    head.forEach((h, i) => { o[h] = v[i]; });
+    return o;
+  });
+}
+
+t.run(async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-compare-'));
+  const env = { PARLEYD, PARLEY_PLUGIN_DIR: PLUGIN_DIR, TMPDIR: tmp };
+  const script = path.join(ROOT, 'bench', 'compare.sh');
+  const common = ['-t', 'parley,reflector', '-n', '20', '-d', '1', '-w', '8', '-R', '', '-r', '2'];
+  try {
+    // A run during which the rest of the machine was busy (other tests run
+    // alongside) is repeated right away, up to 3 tries: the order is
+    // checked on the blocks of consecutive runs of one target.
+    for (const [name, extra, order] of [
+      ['turns', [], ['parley', 'reflector', 'parley', 'reflector']],
+      ['grouped', ['-g'], ['parley', 'reflector']],
+    ]) {
+      const csv = path.join(tmp, `${name}.csv`);
+      const r = await runProgram('sh', [script, ...common, ...extra, '-x', '-P 2', '-o', csv, 'fanout'], { env });
+      if (!t.is(r.code, 0, `${name}: compare.sh exits 0`)) t.diag(r.stdout + r.stderr);
+      const rs = fs.existsSync(csv) ? rows(csv) : [];
+      const blocks = rs.map((x) => x.target).filter((x, i, a) => i === 0 || a[i - 1] !== x);
+      t.deep(blocks, order, `${name}: runs in the order ${order.join(', ')}`);
+      const per = (tg) => rs.filter((x) => x.target === tg).length;
+      t.ok(per('parley') >= 2 && per('parley') <= 6 && per('reflector') >= 2 && per('reflector') <= 6,
+        `${name}: 2 runs (up to 6 tries) per target (${per('parley')}, ${per('reflector')})`);
+      t.ok(rs.length > 0 && rs.every((x) => x.label === 'max' && x.subs === '20'),
+        `${name}: max runs of 20 subscribers recorded`);
+      t.ok(rs.length > 0 && rs.every((x) => x.pubs === '2'), `${name}: -x "-P 2" reached every run (2 publishers)`);
+      t.ok(rs.length > 0 && rs.every((x) => Number(x.expected) > 0 && x.received === x.expected &&
+        x.missing === '0' && x.errors === '0'), `${name}: every run delivered all it expected`);
+      // the table: one line per target, Parley's with a ratio
+      t.like(r.stdout, /^fanout +max 20 +parley +\d +\d+ .* \d+\.\d\d \d+\/\d+/m, `${name}: table line for Parley with its ratio`);
+      t.like(r.stdout, /^fanout +max 20 +reflector +\d +\d+ /m, `${name}: table line for the reflector`);
+    }
+    const bad = await runProgram('sh', [script, '-q'], { env });
+    t.ok(bad.code !== 0 && /-g/.test(bad.stderr) && /-x GEN_ARGS/.test(bad.stderr), 'an unknown option prints the usage, which names -g and -x');
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
