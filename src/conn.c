@@ -919,7 +919,6 @@ conn_check_room(struct conn *c)
 	return 0;
 }
 
-/* Header of an unmasked server WebSocket frame; returns its length. */
 /* Length of a server frame's WebSocket header for a payload of len. */
 static size_t
 ws_header_len(size_t len)
@@ -927,6 +926,7 @@ ws_header_len(size_t len)
 	return len < 126 ? 2 : len <= 0xffff ? 4 : 10;
 }
 
+/* Header of an unmasked server WebSocket frame; returns its length. */
 static size_t
 ws_frame_header(unsigned char *h, int opcode, size_t len)
 {
