@@ -51,6 +51,8 @@
 
 #include <parley/plugin.h>
 
+#include "conflicts.h"
+
 #define MG_DUPKEY 11000		/* server error: duplicate key */
 
 struct mg {
@@ -507,6 +509,43 @@ unstorable(const struct parley_msg *m)
 	return (NULL);
 }
 
+/*
+ * The id of the message that holds msgs[i]'s position: an earlier message
+ * of the batch, or the stored one ("?" if neither is found).
+ */
+static void
+holder_id(struct mgc *c, const struct parley_msg *msgs,
+    const unsigned char *skip, size_t i, char *buf, size_t len)
+{
+	bson_t filter, opts, proj;
+	const bson_t *doc;
+	mongoc_cursor_t *cur;
+	const char *id;
+	size_t j;
+
+	snprintf(buf, len, "?");
+	for (j = 0; j < i; j++)
+		if (!skip[j] && msgs[j].event == PARLEY_EV_MESSAGE &&
+		    msgs[j].position == msgs[i].position &&
+		    strcmp(msgs[j].room, msgs[i].room) == 0) {
+			snprintf(buf, len, "%s", msgs[j].id);
+			return;
+		}
+	bson_init(&filter);
+	BSON_APPEND_UTF8(&filter, "room", msgs[i].room);
+	BSON_APPEND_INT64(&filter, "position", (int64_t)msgs[i].position);
+	bson_init(&opts);
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+	BSON_APPEND_INT32(&proj, "id", 1);
+	bson_append_document_end(&opts, &proj);
+	cur = mongoc_collection_find_with_opts(c->msgs, &filter, &opts, NULL);
+	if (mongoc_cursor_next(cur, &doc) && (id = get_str(doc, "id")) != NULL)
+		snprintf(buf, len, "%s", id);
+	mongoc_cursor_destroy(cur);
+	bson_destroy(&opts);
+	bson_destroy(&filter);
+}
+
 static int
 mg_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
     size_t errlen)
@@ -518,6 +557,8 @@ mg_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
 	mongoc_bulk_operation_t *bulk = NULL;
 	bson_t opts, reply, doc;
 	bson_error_t e;
+	struct conflicts cf;
+	char held[PARLEY_ID_MAX + 1];
 	const char *why;
 	size_t i, k, ng = 0, nops = 0;
 	int rc = -1;
@@ -539,6 +580,7 @@ mg_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
 	}
 	if (n == 0)
 		return (0);
+	cf.n = 0;
 	if ((skip = calloc(n, 1)) == NULL || (g = calloc(n,
 	    sizeof(*g))) == NULL) {
 		free(skip);
@@ -596,10 +638,19 @@ mg_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
 		for (k = 0; k < ng; k++)
 			if (strcmp(g[k].name, msgs[i].room) == 0)
 				break;
-		/* stored already, or twice in this batch */
+		/* stored already, or twice in this batch; a message whose
+		 * position another one holds and whose id is not in the room
+		 * is a conflict (conflicts.h) */
 		if (pos_taken(&g[k], msgs[i].position) ||
-		    id_taken(&g[k], msgs[i].id))
+		    id_taken(&g[k], msgs[i].id)) {
+			if (!id_taken(&g[k], msgs[i].id)) {
+				if (cf.n == 0)
+					holder_id(&c, msgs, skip, i, held,
+					    sizeof(held));
+				conflicts_add(&cf, &msgs[i], held);
+			}
 			continue;
+		}
 		if (take(&g[k], msgs[i].position, msgs[i].id) == -1) {
 			seterr(err, errlen, "out of memory");
 			goto out;
@@ -628,6 +679,8 @@ out:
 		mongoc_bulk_operation_destroy(bulk);
 	mgc_put(&c);
 	pthread_mutex_unlock(&s->wlock);
+	if (rc == 0)
+		conflicts_report(s->host, s->ctx, &cf);
 	for (k = 0; k < ng; k++)
 		rgrp_free(&g[k]);
 	free(g);

@@ -56,6 +56,8 @@
 
 #include <parley/plugin.h>
 
+#include "conflicts.h"
+
 #define MY_SCHEMA_VERSION 1
 #define MY_LOST_RETRIES 1	/* fresh connections after a lost one */
 #define MY_TXN_RETRIES 3	/* deadlock / lock wait timeout */
@@ -81,6 +83,7 @@ enum {
 	ST_ROOM_GET,
 	ST_ROOM_DEL,
 	ST_ROOM_DEL_MSGS,
+	ST_POS_CHECK,
 	ST_COUNT
 };
 
@@ -141,6 +144,10 @@ static const char *const my_sql[ST_COUNT] = {
 	    "WHERE r.name = ?",
 	[ST_ROOM_DEL] = "DELETE FROM rooms WHERE name = ?",
 	[ST_ROOM_DEL_MSGS] = "DELETE FROM messages WHERE room = ?",
+	/* who holds a position, and is this id in the room at all */
+	[ST_POS_CHECK] = "SELECT (SELECT id FROM messages WHERE room = ? AND "
+	    "position = ?), EXISTS (SELECT 1 FROM messages WHERE room = ? AND "
+	    "id = ?)",
 };
 
 /*
@@ -452,6 +459,24 @@ run(struct myconn *c, int which, MYSQL_BIND *params, uint64_t *rows,
 		return (-1);
 	if (rows != NULL)
 		*rows = (uint64_t)mysql_stmt_affected_rows(st);
+	return (0);
+}
+
+/*
+ * Execute a SELECT and buffer its whole result (rows can then be fetched in
+ * any order).  Returns 0, or -1 with nothing left to free.
+ */
+static int
+select_rows(struct myconn *c, MYSQL_STMT *st, MYSQL_BIND *params, char *err,
+    size_t errlen, const char *what)
+{
+	if (execute(c, st, params, err, errlen, what) == -1)
+		return (-1);
+	if (mysql_stmt_store_result(st)) {
+		sterr(c, st, err, errlen, what);
+		mysql_stmt_free_result(st);
+		return (-1);
+	}
 	return (0);
 }
 
@@ -770,6 +795,7 @@ struct store_args {
 	struct rgrp *g;
 	size_t ng;
 	size_t *gi;			/* [n]: group of chat message i */
+	struct conflicts cf;		/* of the current attempt */
 };
 
 static int
@@ -806,16 +832,52 @@ bind_row(MYSQL_BIND *p, const struct parley_msg *m, struct rowvals *v)
 }
 
 /*
+ * A row of m was not inserted: either m is stored already (by id, a
+ * redelivery) or another message holds its position and m is not in the
+ * room, which is a conflict (conflicts.h).  Returns 0, or -1.
+ */
+static int
+check_position(struct myconn *c, const struct parley_msg *m,
+    struct conflicts *cf, char *err, size_t errlen)
+{
+	MYSQL_BIND p[4];
+	MYSQL_STMT *st;
+	struct rset r;
+	uint64_t pos = m->position;
+	int ret;
+
+	p_str(&p[0], m->room);
+	p_u64(&p[1], &pos);
+	p_str(&p[2], m->room);
+	p_str(&p[3], m->id);
+	if ((st = stmt(c, ST_POS_CHECK, err, errlen)) == NULL ||
+	    select_rows(c, st, p, err, errlen, "look up position") == -1)
+		return (-1);
+	rs_init(&r, "si");
+	if ((ret = rs_bind(c, st, &r, err, errlen)) == 0 &&
+	    (ret = rs_fetch(c, st, &r, err, errlen)) == 1) {
+		if (rs_str(&r, 0) != NULL && r.i[1] == 0)
+			conflicts_add(cf, m, rs_str(&r, 0));
+		ret = 0;
+	}
+	rs_free(&r);
+	mysql_stmt_free_result(st);
+	return (ret < 0 ? -1 : 0);
+}
+
+/*
  * Insert the chat messages ms[0..n) of room g (1 <= n <= MY_MULTI) with
- * one statement; g->inserted counts the new rows (a duplicate counts 0).
+ * one statement; g->inserted counts the new rows (a duplicate counts 0),
+ * and rows that were not inserted are checked for conflicts.
  */
 static int
 insert_rows(struct myconn *c, const struct parley_msg *const *ms, size_t n,
-    struct rgrp *g, char *err, size_t errlen)
+    struct rgrp *g, struct conflicts *cf, char *err, size_t errlen)
 {
 	MYSQL_BIND p[MY_MULTI * MY_MSG_PARAMS];
 	struct rowvals v[MY_MULTI];
 	MYSQL_STMT *st;
+	uint64_t rows;
 	size_t i;
 
 	for (i = 0; i < n; i++)
@@ -823,7 +885,11 @@ insert_rows(struct myconn *c, const struct parley_msg *const *ms, size_t n,
 	if ((st = insert_stmt(c, n, err, errlen)) == NULL ||
 	    execute(c, st, p, err, errlen, "insert messages") == -1)
 		return (-1);
-	g->inserted += (uint64_t)mysql_stmt_affected_rows(st);
+	rows = (uint64_t)mysql_stmt_affected_rows(st);
+	g->inserted += rows;
+	for (i = 0; rows < n && i < n; i++)
+		if (check_position(c, ms[i], cf, err, errlen) == -1)
+			return (-1);
 	return (0);
 }
 
@@ -847,15 +913,15 @@ insert_run(struct myconn *c, struct store_args *a, size_t from, size_t to,
 			/* keep a statement well below max_allowed_packet */
 			if (n == MY_MULTI || (n > 0 && bytes +
 			    a->msgs[i].body_len > MY_STMT_BYTES)) {
-				if (insert_rows(c, ms, n, &a->g[k], err,
-				    errlen) == -1)
+				if (insert_rows(c, ms, n, &a->g[k], &a->cf,
+				    err, errlen) == -1)
 					return (-1);
 				n = bytes = 0;
 			}
 			ms[n++] = &a->msgs[i];
 			bytes += a->msgs[i].body_len + 1024;
 		}
-		if (n > 0 && insert_rows(c, ms, n, &a->g[k], err,
+		if (n > 0 && insert_rows(c, ms, n, &a->g[k], &a->cf, err,
 		    errlen) == -1)
 			return (-1);
 	}
@@ -904,6 +970,7 @@ store_txn(struct my *s, struct myconn *c, void *arg, char *err,
 	(void)s;
 	for (i = 0; i < a->ng; i++)
 		a->g[i].inserted = 0;
+	a->cf.n = 0;
 	if (query(c, "START TRANSACTION", err, errlen) == -1)
 		return (-1);
 	/* create or lock the rooms, in name order */
@@ -1023,6 +1090,8 @@ my_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
 		a.gi[i] = k;
 	}
 	rc = with_conn(s, store_txn, &a, err, errlen);
+	if (rc >= 0)
+		conflicts_report(s->host, s->ctx, &a.cf);
 out:
 	free((void *)(uintptr_t)a.skip);
 	free(a.g);
@@ -1106,13 +1175,8 @@ fetch_op(struct my *s, struct myconn *c, void *arg, char *err, size_t errlen)
 			p_u64(&p[np++], &a->cursor);
 		p_u64(&p[np++], &a->limit);
 	}
-	if (execute(c, st, p, err, errlen, "select messages") == -1)
+	if (select_rows(c, st, p, err, errlen, "select messages") == -1)
 		return (-1);
-	if (mysql_stmt_store_result(st)) {
-		sterr(c, st, err, errlen, "select messages");
-		mysql_stmt_free_result(st);
-		return (-1);
-	}
 	rs_init(&r, "ussissiis");
 	if (rs_bind(c, st, &r, err, errlen) == -1) {
 		n = -1;
@@ -1256,14 +1320,9 @@ rooms_op(struct my *s, struct myconn *c, void *arg, char *err, size_t errlen)
 	    errlen)) == NULL)
 		return (-1);
 	p_str(&p[0], a->name);
-	if (execute(c, st, a->name != NULL ? p : NULL, err, errlen,
+	if (select_rows(c, st, a->name != NULL ? p : NULL, err, errlen,
 	    "select rooms") == -1)
 		return (-1);
-	if (mysql_stmt_store_result(st)) {
-		sterr(c, st, err, errlen, "select rooms");
-		mysql_stmt_free_result(st);
-		return (-1);
-	}
 	rs_init(&r, "ssisuu");
 	if (rs_bind(c, st, &r, err, errlen) == -1) {
 		n = -1;

@@ -40,6 +40,8 @@
 
 #include <parley/plugin.h>
 
+#include "conflicts.h"
+
 #define SQ_SCHEMA_VERSION 1
 
 /* Prepared statements, prepared once at init and reused. */
@@ -61,6 +63,7 @@ enum {
 	ST_ROOM_DEL_MSGS,
 	ST_ROOM_DEL,
 	ST_PING,
+	ST_POS_ID,
 	ST_COUNT
 };
 
@@ -109,6 +112,10 @@ static const char *const sq_sql[ST_COUNT] = {
 	[ST_ROOM_DEL_MSGS] = "DELETE FROM messages WHERE room = ?1",
 	[ST_ROOM_DEL] = "DELETE FROM rooms WHERE name = ?1",
 	[ST_PING] = "SELECT 1",
+	/* who holds a position, and is this id in the room at all */
+	[ST_POS_ID] = "SELECT (SELECT id FROM messages WHERE room = ?1 AND "
+	    "position = ?2), EXISTS (SELECT 1 FROM messages WHERE room = ?1 "
+	    "AND id = ?3)",
 };
 
 static const char sq_schema[] =
@@ -246,9 +253,43 @@ roomset_seen(struct roomset *rs, const char *room)
 	return (0);
 }
 
+/*
+ * An INSERT of m changed nothing: either m is stored already (by id, a
+ * redelivery) or another message holds its position and m is not in the
+ * room, which is a conflict (conflicts.h).  Returns 0, or -1 on a database
+ * error.
+ */
+static int
+check_position(struct sq *s, const struct parley_msg *m, struct conflicts *cf,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt *st = stmt(s, ST_POS_ID);
+	const char *held;
+	int rc = SQLITE_OK;
+
+	rc |= bind_str(st, 1, m->room);
+	rc |= sqlite3_bind_int64(st, 2, (sqlite3_int64)m->position);
+	rc |= bind_str(st, 3, m->id);
+	if (rc != SQLITE_OK) {
+		dberr(s, err, errlen, "bind");
+		return (-1);
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && (held = col_str(st, 0)) != NULL &&
+	    sqlite3_column_int(st, 1) == 0)
+		conflicts_add(cf, m, held);
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		dberr(s, err, errlen, "look up position");
+		sqlite3_reset(st);
+		return (-1);
+	}
+	sqlite3_reset(st);
+	return (0);
+}
+
 static int
 store_one(struct sq *s, const struct parley_msg *m, struct roomset *rooms,
-    char *err, size_t errlen)
+    struct conflicts *cf, char *err, size_t errlen)
 {
 	const char *sender = m->sender != NULL ? m->sender : "";
 	sqlite3_stmt *st;
@@ -271,6 +312,8 @@ store_one(struct sq *s, const struct parley_msg *m, struct roomset *rooms,
 		if (rc != SQLITE_OK || exec_stmt(s, st, err, errlen,
 		    "insert message") == -1)
 			break;
+		if (sqlite3_changes(s->db) == 0)
+			return (check_position(s, m, cf, err, errlen));
 		if (roomset_seen(rooms, m->room))
 			return (0);
 		st = stmt(s, ST_ROOM_AUTO);
@@ -314,6 +357,7 @@ sq_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
 {
 	struct sq *s = state;
 	struct roomset rooms;
+	struct conflicts cf;
 	size_t i;
 	int ret = 0;
 
@@ -341,13 +385,16 @@ sq_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
 		return (-1);
 	}
 	memset(&rooms, 0, sizeof(rooms));
+	cf.n = 0;
 	for (i = 0; i < n && ret == 0; i++)
-		ret = store_one(s, &msgs[i], &rooms, err, errlen);
+		ret = store_one(s, &msgs[i], &rooms, &cf, err, errlen);
 	if (ret == 0)
 		ret = exec_stmt(s, stmt(s, ST_COMMIT), err, errlen, "commit");
 	if (ret == -1 && !sqlite3_get_autocommit(s->db))
 		(void)exec_stmt(s, stmt(s, ST_ROLLBACK), NULL, 0, "rollback");
 	pthread_mutex_unlock(&s->lock);
+	if (ret == 0)
+		conflicts_report(s->host, s->ctx, &cf);
 	return (ret);
 }
 

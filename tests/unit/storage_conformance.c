@@ -668,6 +668,67 @@ test_idempotent(void)
 	batch_free(b);
 }
 
+#define CONFLICTS "parley_storage_position_conflicts_total"
+
+/*
+ * A different message at a position its room already holds: the
+ * backplane's positions went back (a Kafka topic recreated, a backplane
+ * switched over the same database).  Refusing the batch would stop all
+ * storage, so it succeeds; the stored message stays, the newcomer is not
+ * stored, and the plugin says so: one ERROR line per batch naming the
+ * room, the position and both ids, and the counter
+ * parley_storage_position_conflicts_total.  Redeliveries (the same id at
+ * the same or another position) are not conflicts.
+ */
+static void
+test_position_conflict(void)
+{
+	struct parley_msg_list *l;
+	struct batch *b;
+	char name[256], line[2048];
+	unsigned errs;
+	size_t i;
+	int rc;
+
+	ok(testhost_metric(th, CONFLICTS, NULL) == 0, "redeliveries so far "
+	    "(same id, same or another position) counted no conflict");
+	room(name, sizeof(name), "conflict");
+	b = batch_new(5);
+	for (i = 0; i < b->n; i++)
+		batch_set(b, i, name, "conflict", P0 + i, "alice");
+	ok(store(b->m, 2) == 0, "store 2 messages");
+	/* 2 and 3 land on the positions of 0 and 1; 4 is new; 1 again */
+	b->m[2].position = P0;
+	b->m[3].position = P0 + 1;
+	b->m[4].position = P0 + 10;
+	errs = testhost_log_count(th, PARLEY_LOG_ERROR);
+	ok(store(&b->m[1], 4) == 0, "a batch with 2 messages on taken "
+	    "positions, a redelivery and a new one succeeds");
+	ok(testhost_metric(th, CONFLICTS, NULL) == 2, "2 counted in "
+	    CONFLICTS " (%g)", testhost_metric(th, CONFLICTS, NULL));
+	ok(testhost_log_count(th, PARLEY_LOG_ERROR) == errs + 1,
+	    "one ERROR line for the batch (%u)",
+	    testhost_log_count(th, PARLEY_LOG_ERROR) - errs);
+	line[0] = '\0';
+	(void)testhost_last_log(th, line, sizeof(line));
+	ok(strstr(line, name) != NULL && strstr(line, b->id[0]) != NULL &&
+	    strstr(line, b->id[2]) != NULL, "it names the room and the ids "
+	    "of the stored message and the refused one: %s", line);
+	l = fetch(name, PARLEY_PAGE_AFTER, 0, 10, &rc);
+	ok(rc == 0 && testhost_msg_list_len(l) == 3 &&
+	    streq(testhost_msg_list_at(l, 0)->id, b->id[0]) &&
+	    streq(testhost_msg_list_at(l, 1)->id, b->id[1]) &&
+	    streq(testhost_msg_list_at(l, 2)->id, b->id[4]),
+	    "the room holds the first two and the new one (%zu messages)",
+	    testhost_msg_list_len(l));
+	testhost_msg_list_free(l);
+	errs = testhost_log_count(th, PARLEY_LOG_ERROR);
+	ok(store(b->m, 2) == 0 && testhost_metric(th, CONFLICTS, NULL) == 2 &&
+	    testhost_log_count(th, PARLEY_LOG_ERROR) == errs,
+	    "redelivering the stored ones is still no conflict");
+	batch_free(b);
+}
+
 static void
 test_binary(void)
 {
@@ -1364,6 +1425,7 @@ main(int argc, char **argv)
 	test_paging();
 	test_many_rooms();
 	test_idempotent();
+	test_position_conflict();
 	test_binary();
 	test_weird_names();
 	test_edit_delete();
