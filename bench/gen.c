@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <sys/resource.h>
 
@@ -123,22 +124,57 @@ static struct procsnap {
 	uint64_t syscw;		/* write(2)-family calls, /proc/PID/io */
 } srv0, srv1, srvbase;
 static long srv_rss_peak;
+static int srv1_ok;		/* the last reading worked (server alive) */
 static double gen_cpu0, gen_cpu1;
 static double sys_busy0, sys_busy1;	/* all CPUs, seconds, /proc/stat */
+
+/*
+ * The /proc files are opened once, before the clients: a run that uses
+ * every descriptor the generator may have (storm, idle) can still read
+ * them at its end.  Each read starts at offset 0 and gets fresh values.
+ */
+static int fd_sysstat = -1, fd_stat = -1, fd_status = -1, fd_io = -1;
+
+static void
+proc_open(long pid)
+{
+	char path[64];
+
+	fd_sysstat = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	fd_stat = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	fd_status = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%ld/io", pid);
+	fd_io = open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* Read fd from its start into buf (NUL-terminated).  Returns 0 or -1. */
+static int
+proc_get(int fd, char *buf, size_t len)
+{
+	ssize_t n;
+
+	if (fd < 0 || (n = pread(fd, buf, len - 1, 0)) <= 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
 
 /* CPU seconds the whole machine was busy (all CPUs) */
 static double
 sys_busy(void)
 {
 	unsigned long long v[8] = { 0 };
-	FILE *f;
+	char buf[512];
 	int n;
 
-	if ((f = fopen("/proc/stat", "r")) == NULL)
+	if (proc_get(fd_sysstat, buf, sizeof(buf)) == -1)
 		return 0;
-	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+	n = sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
 	    &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-	fclose(f);
 	if (n < 4)
 		return 0;
 	/* user nice system [idle] [iowait] irq softirq steal */
@@ -171,23 +207,15 @@ note_error(const char *fmt, ...)
 static int
 proc_read(long pid, struct procsnap *s)
 {
-	char path[64], buf[4096], *p;
+	char buf[4096], *p;
 	unsigned long long ut, stt;
-	FILE *f;
-	size_t n;
 	int i;
 
 	s->cpu_s = 0;
 	s->rss_kib = 0;
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if ((p = strrchr(buf, ')')) == NULL)
+	s->syscw = 0;
+	if (pid <= 0 || proc_get(fd_stat, buf, sizeof(buf)) == -1 ||
+	    (p = strrchr(buf, ')')) == NULL)
 		return -1;
 	/* after "pid (comm)": field 3 is state; utime is field 14 */
 	p += 2;
@@ -197,23 +225,15 @@ proc_read(long pid, struct procsnap *s)
 	if (p == NULL || sscanf(p, "%llu %llu", &ut, &stt) != 2)
 		return -1;
 	s->cpu_s = (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
-	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-	if ((f = fopen(path, "r")) == NULL)
+	if (proc_get(fd_status, buf, sizeof(buf)) == -1 ||
+	    (p = strstr(buf, "\nVmRSS:")) == NULL)
 		return -1;
-	while (fgets(buf, sizeof(buf), f) != NULL)
-		if (strncmp(buf, "VmRSS:", 6) == 0)
-			s->rss_kib = strtol(buf + 6, NULL, 10);
-	fclose(f);
+	s->rss_kib = strtol(p + 8, NULL, 10);
 	/* write syscalls: how many deliveries one write carries (needs the
 	 * same user or root; 0 when unreadable) */
-	snprintf(path, sizeof(path), "/proc/%ld/io", pid);
-	s->syscw = 0;
-	if ((f = fopen(path, "r")) != NULL) {
-		while (fgets(buf, sizeof(buf), f) != NULL)
-			if (strncmp(buf, "syscw:", 6) == 0)
-				s->syscw = strtoull(buf + 6, NULL, 10);
-		fclose(f);
-	}
+	if (proc_get(fd_io, buf, sizeof(buf)) == 0 &&
+	    (p = strstr(buf, "syscw:")) != NULL)
+		s->syscw = strtoull(p + 6, NULL, 10);
 	return 0;
 }
 
@@ -969,10 +989,11 @@ report(void)
 		gen_cpu0 = 0;
 	}
 	if (opt.pid > 0) {
-		proc_read(opt.pid, &srv1);
+		srv1_ok = proc_read(opt.pid, &srv1) == 0;
 		if (srv1.rss_kib > srv_rss_peak)
 			srv_rss_peak = srv1.rss_kib;
-		srv_cpu = srv1.cpu_s - srv0.cpu_s;
+		if (srv1_ok)
+			srv_cpu = srv1.cpu_s - srv0.cpu_s;
 	}
 	gen_cpu = gen_cpu1 - gen_cpu0;
 	rate = secs > 0 ? (double)st.received / secs : 0;
@@ -1042,7 +1063,10 @@ report(void)
 		    st.resume.count, hist_quantile(&st.resume, 0.5) / 1000.0,
 		    hist_quantile(&st.resume, 0.99) / 1000.0,
 		    st.resume.max / 1000.0);
-	if (opt.pid > 0) {
+	if (opt.pid > 0 && !srv1_ok)
+		printf("  server pid %ld: /proc not readable at the end (the "
+		    "server exited?): no RSS or CPU figures\n", opt.pid);
+	else if (opt.pid > 0) {
 		printf("  server pid %ld: RSS %ld KiB (peak %ld, before the "
 		    "clients %ld", opt.pid, srv1.rss_kib, srv_rss_peak,
 		    srvbase.rss_kib);
@@ -1467,6 +1491,7 @@ gen_main(int argc, char **argv)
 	event_add(sint, NULL);
 	event_add(sterm, NULL);
 	event_add(tick_ev, &ms1);
+	proc_open(opt.pid);
 	if (opt.pid > 0 && proc_read(opt.pid, &srvbase) == -1) {
 		fprintf(stderr, "parley-bench: cannot read /proc/%ld\n",
 		    opt.pid);
