@@ -638,17 +638,16 @@ mg_store(void *state, const struct parley_msg *msgs, size_t n, char *err,
 		for (k = 0; k < ng; k++)
 			if (strcmp(g[k].name, msgs[i].room) == 0)
 				break;
-		/* stored already, or twice in this batch; a message whose
-		 * position another one holds and whose id is not in the room
-		 * is a conflict (conflicts.h) */
-		if (pos_taken(&g[k], msgs[i].position) ||
-		    id_taken(&g[k], msgs[i].id)) {
-			if (!id_taken(&g[k], msgs[i].id)) {
-				if (cf.n == 0)
-					holder_id(&c, msgs, skip, i, held,
-					    sizeof(held));
-				conflicts_add(&cf, &msgs[i], held);
-			}
+		/* stored already, or twice in this batch */
+		if (id_taken(&g[k], msgs[i].id))
+			continue;
+		/* another message holds its position: a conflict
+		 * (conflicts.h) */
+		if (pos_taken(&g[k], msgs[i].position)) {
+			if (cf.n == 0)
+				holder_id(&c, msgs, skip, i, held,
+				    sizeof(held));
+			conflicts_add(&cf, &msgs[i], held);
 			continue;
 		}
 		if (take(&g[k], msgs[i].position, msgs[i].id) == -1) {

@@ -63,7 +63,7 @@ enum {
 	ST_ROOM_DEL_MSGS,
 	ST_ROOM_DEL,
 	ST_PING,
-	ST_POS_ID,
+	ST_POS_CHECK,
 	ST_COUNT
 };
 
@@ -113,7 +113,7 @@ static const char *const sq_sql[ST_COUNT] = {
 	[ST_ROOM_DEL] = "DELETE FROM rooms WHERE name = ?1",
 	[ST_PING] = "SELECT 1",
 	/* who holds a position, and is this id in the room at all */
-	[ST_POS_ID] = "SELECT (SELECT id FROM messages WHERE room = ?1 AND "
+	[ST_POS_CHECK] = "SELECT (SELECT id FROM messages WHERE room = ?1 AND "
 	    "position = ?2), EXISTS (SELECT 1 FROM messages WHERE room = ?1 "
 	    "AND id = ?3)",
 };
@@ -263,7 +263,7 @@ static int
 check_position(struct sq *s, const struct parley_msg *m, struct conflicts *cf,
     char *err, size_t errlen)
 {
-	sqlite3_stmt *st = stmt(s, ST_POS_ID);
+	sqlite3_stmt *st = stmt(s, ST_POS_CHECK);
 	const char *held;
 	int rc = SQLITE_OK;
 
