@@ -335,6 +335,7 @@ fcopy_new(const struct stomp_frame *f)
 	memcpy(fc->f.body, f->body, f->body_len);
 	fc->f.body[f->body_len] = '\0';
 	fc->f.body_len = f->body_len;
+	stomp_frame_index(&fc->f);
 	return fc;
 fail:
 	fcopy_free(fc);
@@ -585,7 +586,7 @@ on_frame(void *arg, struct stomp_frame *f)
 	stats.frames_in++;
 	if (f->cmd == STOMP_CMD_UNKNOWN) {
 		/* a command word, parsed for the sake of its receipt */
-		send_error(s, stomp_header_get(f, "receipt"),
+		send_error(s, stomp_hget(f, STOMP_H_RECEIPT),
 		    stomp_strerror(STOMP_E_COMMAND), f->command);
 		return 1;
 	}
@@ -786,7 +787,7 @@ static void
 handle_connect(struct session *s, struct stomp_frame *f)
 {
 	const char *hb = stomp_header_get(f, "heart-beat");
-	const char *receipt = stomp_header_get(f, "receipt");
+	const char *receipt = stomp_hget(f, STOMP_H_RECEIPT);
 	struct auth_job *j;
 	int cx = 0, cy = 0;
 
@@ -965,11 +966,11 @@ do_publish(struct session *s, const char *room, int event,
 	m.timestamp_ms = now_ms();
 	m.event = event;
 	if (f != NULL) {
-		m.content_type = stomp_header_get(f, "content-type");
+		m.content_type = stomp_hget(f, STOMP_H_CONTENT_TYPE);
 		m.body = f->body;
 		m.body_len = f->body_len;
-		m.ref_id = stomp_header_get(f, "ref-id");
-		m.media_id = stomp_header_get(f, "media-id");
+		m.ref_id = stomp_hget(f, STOMP_H_REF_ID);
+		m.media_id = stomp_hget(f, STOMP_H_MEDIA_ID);
 	} else
 		m.body = "";
 	m.flags = flags;
@@ -1046,7 +1047,7 @@ static void
 edit_decide(struct edit_job *j)
 {
 	struct session *s = j->s;
-	const char *receipt = stomp_header_get(&j->fc->f, "receipt");
+	const char *receipt = stomp_hget(&j->fc->f, STOMP_H_RECEIPT);
 
 	if (s->conn == NULL || s->state != S_CONNECTED)
 		return;
@@ -1077,7 +1078,7 @@ edit_or_delete(struct session *s, const char *room, int event,
     struct stomp_frame *f, const char *receipt)
 {
 	unsigned have = access_perms(s->login, s->roles, s->grants, room);
-	const char *ref = stomp_header_get(f, "ref-id");
+	const char *ref = stomp_hget(f, STOMP_H_REF_ID);
 	struct edit_job *j;
 	struct pmsg **snap;
 	size_t n, i;
@@ -1131,7 +1132,7 @@ media_checked(void *arg, int status, const char *why)
 {
 	struct media_job *j = arg;
 	struct session *s = j->s;
-	const char *receipt = stomp_header_get(&j->fc->f, "receipt");
+	const char *receipt = stomp_hget(&j->fc->f, STOMP_H_RECEIPT);
 
 	if (s->conn != NULL && s->state == S_CONNECTED) {
 		if (status == 0)
@@ -1162,15 +1163,15 @@ media_check(struct session *s, const char *room, struct stomp_frame *f,
 	j->s = s;
 	session_ref(s);
 	snprintf(j->room, sizeof(j->room), "%s", room);
-	media_share(stomp_header_get(f, "media-id"), room, s->login, s->roles,
+	media_share(stomp_hget(f, STOMP_H_MEDIA_ID), room, s->login, s->roles,
 	    s->grants, media_checked, j);
 }
 
 static void
 handle_send(struct session *s, struct stomp_frame *f, const char *receipt)
 {
-	const char *dest = stomp_header_get(f, "destination");
-	const char *ev = stomp_header_get(f, "event");
+	const char *dest = stomp_hget(f, STOMP_H_DESTINATION);
+	const char *ev = stomp_hget(f, STOMP_H_EVENT);
 	char room[PARLEY_ROOM_MAX + 1];
 	int event = PARLEY_EV_MESSAGE;
 
@@ -1186,9 +1187,9 @@ handle_send(struct session *s, struct stomp_frame *f, const char *receipt)
 		return;
 	}
 	{
-		const char *ct = stomp_header_get(f, "content-type");
-		const char *ref = stomp_header_get(f, "ref-id");
-		const char *media = stomp_header_get(f, "media-id");
+		const char *ct = stomp_hget(f, STOMP_H_CONTENT_TYPE);
+		const char *ref = stomp_hget(f, STOMP_H_REF_ID);
+		const char *media = stomp_hget(f, STOMP_H_MEDIA_ID);
 
 		if (ct != NULL && !header_value_safe(ct, 256)) {
 			send_error(s, receipt, "invalid content-type header",
@@ -1217,7 +1218,7 @@ handle_send(struct session *s, struct stomp_frame *f, const char *receipt)
 			return;
 		}
 		if ((event == PARLEY_EV_EDIT || event == PARLEY_EV_DELETE) &&
-		    stomp_header_get(f, "ref-id") == NULL) {
+		    stomp_hget(f, STOMP_H_REF_ID) == NULL) {
 			send_error(s, receipt, "edit/delete without ref-id",
 			    "name the message to change in ref-id");
 			return;
@@ -1230,7 +1231,7 @@ handle_send(struct session *s, struct stomp_frame *f, const char *receipt)
 	if (check_perm(s, room, PERM_WRITE, receipt) == -1)
 		return;
 	if (event == PARLEY_EV_MESSAGE &&
-	    stomp_header_get(f, "media-id") != NULL) {
+	    stomp_hget(f, STOMP_H_MEDIA_ID) != NULL) {
 		media_check(s, room, f, receipt);
 		return;
 	}
@@ -1254,11 +1255,11 @@ static void
 handle_subscribe(struct session *s, struct stomp_frame *f,
     const char *receipt)
 {
-	const char *dest = stomp_header_get(f, "destination");
-	const char *id = stomp_header_get(f, "id");
-	const char *ack = stomp_header_get(f, "ack");
-	const char *since = stomp_header_get(f, "since");
-	const char *history = stomp_header_get(f, "history");
+	const char *dest = stomp_hget(f, STOMP_H_DESTINATION);
+	const char *id = stomp_hget(f, STOMP_H_ID);
+	const char *ack = stomp_hget(f, STOMP_H_ACK);
+	const char *since = stomp_hget(f, STOMP_H_SINCE);
+	const char *history = stomp_hget(f, STOMP_H_HISTORY);
 	char room[PARLEY_ROOM_MAX + 1];
 	enum ack_mode mode = ACK_AUTO;
 	enum resume_kind rk = RESUME_NONE;
@@ -1372,11 +1373,11 @@ static void
 handle_unsubscribe(struct session *s, struct stomp_frame *f,
     const char *receipt)
 {
-	const char *id = stomp_header_get(f, "id");
+	const char *id = stomp_hget(f, STOMP_H_ID);
 	struct sub *sub;
 
 	if (id == NULL && s->version == 10)
-		id = stomp_header_get(f, "destination");
+		id = stomp_hget(f, STOMP_H_DESTINATION);
 	if (id == NULL) {
 		send_error(s, receipt, "UNSUBSCRIBE without id header", NULL);
 		return;
@@ -1477,7 +1478,7 @@ find_tx(struct session *s, const char *id)
 static void
 handle_tx(struct session *s, struct stomp_frame *f, const char *receipt)
 {
-	const char *id = stomp_header_get(f, "transaction");
+	const char *id = stomp_hget(f, STOMP_H_TRANSACTION);
 	struct tx *t;
 	struct fcopy *fc;
 
@@ -1541,7 +1542,7 @@ handle_tx(struct session *s, struct stomp_frame *f, const char *receipt)
 static void
 handle_frame(struct session *s, struct stomp_frame *f)
 {
-	const char *receipt = stomp_header_get(f, "receipt");
+	const char *receipt = stomp_hget(f, STOMP_H_RECEIPT);
 	const char *txid;
 	struct tx *t;
 	struct fcopy *fc;
@@ -1561,7 +1562,7 @@ handle_frame(struct session *s, struct stomp_frame *f)
 	/* frames inside a transaction wait for COMMIT */
 	if ((f->cmd == STOMP_CMD_SEND || f->cmd == STOMP_CMD_ACK ||
 	    f->cmd == STOMP_CMD_NACK) &&
-	    (txid = stomp_header_get(f, "transaction")) != NULL) {
+	    (txid = stomp_hget(f, STOMP_H_TRANSACTION)) != NULL) {
 		if ((t = find_tx(s, txid)) == NULL) {
 			send_error(s, receipt, "no such transaction", txid);
 			return;
@@ -1576,6 +1577,7 @@ handle_frame(struct session *s, struct stomp_frame *f)
 			if (strcmp(fc->f.headers[i].name, "transaction") == 0 ||
 			    strcmp(fc->f.headers[i].name, "receipt") == 0)
 				fc->f.headers[i].name[0] = '\0';
+		stomp_frame_index(&fc->f);
 		STAILQ_INSERT_TAIL(&t->frames, fc, entry);
 		t->n++;
 		if (receipt != NULL)

@@ -76,9 +76,29 @@ struct stomp_parser {
 	size_t len;
 	size_t cap;
 
-	/* Header array for the callback, owned, hcap entries. */
+	/* Header array for the callback, owned, hcap entries; while the
+	 * lines come in, hoff[i] has the arena offsets of header i's name and
+	 * value (the arena may move until the frame is whole). */
 	struct stomp_header *hdrs;
+	struct stomp_hoff {
+		size_t name, value;
+	} *hoff;
 	size_t hcap;
+	size_t known[STOMP_H_COUNT];	/* header index + 1, 0: none */
+};
+
+static const char *const hdr_names[STOMP_H_COUNT] = {
+	[STOMP_H_ACK] = "ack",
+	[STOMP_H_CONTENT_TYPE] = "content-type",
+	[STOMP_H_DESTINATION] = "destination",
+	[STOMP_H_EVENT] = "event",
+	[STOMP_H_HISTORY] = "history",
+	[STOMP_H_ID] = "id",
+	[STOMP_H_MEDIA_ID] = "media-id",
+	[STOMP_H_RECEIPT] = "receipt",
+	[STOMP_H_REF_ID] = "ref-id",
+	[STOMP_H_SINCE] = "since",
+	[STOMP_H_TRANSACTION] = "transaction",
 };
 
 static const char *const stomp_names[] = {
@@ -215,6 +235,64 @@ stomp_header_get(const struct stomp_frame *f, const char *name)
 	return NULL;
 }
 
+const char *
+stomp_hdr_name(enum stomp_hdr h)
+{
+	if ((unsigned)h >= STOMP_H_COUNT)
+		return NULL;
+	return hdr_names[h];
+}
+
+/* Which enum stomp_hdr header an unescaped name of n bytes is, or -1. */
+static int
+known_header(const char *name, size_t n)
+{
+	int h;
+
+	switch (n) {
+	case 2:
+		h = STOMP_H_ID;
+		break;
+	case 3:
+		h = STOMP_H_ACK;
+		break;
+	case 5:
+		h = name[0] == 'e' ? STOMP_H_EVENT : STOMP_H_SINCE;
+		break;
+	case 6:
+		h = STOMP_H_REF_ID;
+		break;
+	case 7:
+		h = name[0] == 'r' ? STOMP_H_RECEIPT : STOMP_H_HISTORY;
+		break;
+	case 8:
+		h = STOMP_H_MEDIA_ID;
+		break;
+	case 11:
+		h = name[0] == 'd' ? STOMP_H_DESTINATION : STOMP_H_TRANSACTION;
+		break;
+	case 12:
+		h = STOMP_H_CONTENT_TYPE;
+		break;
+	default:
+		return -1;
+	}
+	return memcmp(name, hdr_names[h], n) == 0 ? h : -1;
+}
+
+void
+stomp_frame_index(struct stomp_frame *f)
+{
+	size_t i;
+	int h;
+
+	memset(f->known, 0, sizeof(f->known));
+	for (i = 0; i < f->nheaders; i++)
+		if ((h = known_header(f->headers[i].name,
+		    strlen(f->headers[i].name))) >= 0 && f->known[h] == NULL)
+			f->known[h] = f->headers[i].value;
+}
+
 struct stomp_parser *
 stomp_parser_new(const struct stomp_limits *lim, int version,
     stomp_frame_cb on_frame, stomp_heartbeat_cb on_heartbeat, void *arg)
@@ -253,6 +331,7 @@ stomp_parser_free(struct stomp_parser *p)
 		return;
 	free(p->buf);
 	free(p->hdrs);
+	free(p->hoff);
 	free(p);
 }
 
@@ -406,12 +485,33 @@ end_command(struct stomp_parser *p, size_t n)
 	return 0;
 }
 
+/* Room for one more header in hdrs and hoff. */
+static int
+hdrs_grow(struct stomp_parser *p)
+{
+	size_t ncap = p->hcap ? p->hcap * 2 : 16;
+	struct stomp_header *h;
+	struct stomp_hoff *o;
+
+	if (ncap > SIZE_MAX / sizeof(*h) || ncap < p->hcap)
+		return -1;
+	if ((h = realloc(p->hdrs, ncap * sizeof(*h))) == NULL)
+		return -1;
+	p->hdrs = h;
+	if ((o = realloc(p->hoff, ncap * sizeof(*o))) == NULL)
+		return -1;
+	p->hoff = o;
+	p->hcap = ncap;
+	return 0;
+}
+
 /* A header line (without EOL) is at buf[line..line+n). */
 static int
 end_header(struct stomp_parser *p, size_t n)
 {
 	char *l = p->buf + p->line, *colon;
 	ptrdiff_t nl, vl;
+	int h;
 
 	if (n > 0 && l[n - 1] == '\r' && (p->version == 12 || n == 1))
 		n--;	/* CR LF: always for the blank line, else 1.2 only */
@@ -437,6 +537,8 @@ end_header(struct stomp_parser *p, size_t n)
 		return STOMP_E_HEADER_COUNT;
 	if ((colon = memchr(l, ':', n)) == NULL)
 		return STOMP_E_HEADER;
+	if (p->nhdr == p->hcap && hdrs_grow(p) == -1)
+		return STOMP_E_NOMEM;
 	if ((nl = unescape(l, l, colon - l, p->esc)) < 0)
 		return STOMP_E_ESCAPE;
 	l[nl] = '\0';
@@ -444,6 +546,10 @@ end_header(struct stomp_parser *p, size_t n)
 	if (vl < 0)
 		return STOMP_E_ESCAPE;
 	l[nl + 1 + vl] = '\0';
+	p->hoff[p->nhdr].name = p->line;
+	p->hoff[p->nhdr].value = p->line + nl + 1;
+	if ((h = known_header(l, (size_t)nl)) >= 0 && p->known[h] == 0)
+		p->known[h] = p->nhdr + 1;	/* the first one counts */
 	if (!p->has_clen && nl == 14 && memcmp(l, "content-length", 14) == 0) {
 		if (parse_clen(l + nl + 1, &p->clen) == -1)
 			return STOMP_E_CONTENT_LENGTH;
@@ -519,28 +625,16 @@ static int
 deliver(struct stomp_parser *p)
 {
 	struct stomp_frame f;
-	struct stomp_header *h;
-	char *q;
-	size_t i, ncap;
+	size_t i;
 	int rc;
 
-	if (p->nhdr > p->hcap) {
-		ncap = p->hcap ? p->hcap : 16;
-		while (ncap < p->nhdr)
-			ncap *= 2;
-		if (ncap > SIZE_MAX / sizeof(*h) ||
-		    (h = realloc(p->hdrs, ncap * sizeof(*h))) == NULL)
-			return STOMP_E_NOMEM;
-		p->hdrs = h;
-		p->hcap = ncap;
-	}
-	q = p->buf + strlen(p->buf) + 1;
 	for (i = 0; i < p->nhdr; i++) {
-		p->hdrs[i].name = q;
-		q += strlen(q) + 1;
-		p->hdrs[i].value = q;
-		q += strlen(q) + 1;
+		p->hdrs[i].name = p->buf + p->hoff[i].name;
+		p->hdrs[i].value = p->buf + p->hoff[i].value;
 	}
+	for (i = 0; i < STOMP_H_COUNT; i++)
+		f.known[i] = p->known[i] != 0 ?
+		    p->hdrs[p->known[i] - 1].value : NULL;
 	p->buf[p->len] = '\0';	/* reserved with the body bytes */
 
 	f.cmd = p->cmd;
@@ -560,7 +654,9 @@ deliver(struct stomp_parser *p)
 	}
 	if (p->hcap > STOMP_HDRS_KEEP) {
 		free(p->hdrs);
+		free(p->hoff);
 		p->hdrs = NULL;
+		p->hoff = NULL;
 		p->hcap = 0;
 	}
 	p->len = 0;
@@ -599,6 +695,7 @@ stomp_parse(struct stomp_parser *p, const char *data, size_t len)
 			p->fsize = 0;
 			p->nhdr = 0;
 			p->has_clen = 0;
+			memset(p->known, 0, sizeof(p->known));
 			p->state = ST_COMMAND;
 			break;
 		case ST_IDLE_CR:

@@ -60,6 +60,26 @@ struct stomp_header {
  * is no STOMP command: the frame is parsed so its receipt can be answered;
  * any other command line is STOMP_E_COMMAND.
  */
+/*
+ * Headers the server looks up in every frame of some command.  The parser
+ * finds them once, as it reads the header lines: stomp_hget(f,
+ * STOMP_H_RECEIPT) is stomp_header_get(f, "receipt") without the search.
+ */
+enum stomp_hdr {
+	STOMP_H_ACK,
+	STOMP_H_CONTENT_TYPE,
+	STOMP_H_DESTINATION,
+	STOMP_H_EVENT,
+	STOMP_H_HISTORY,
+	STOMP_H_ID,
+	STOMP_H_MEDIA_ID,
+	STOMP_H_RECEIPT,
+	STOMP_H_REF_ID,
+	STOMP_H_SINCE,
+	STOMP_H_TRANSACTION,
+	STOMP_H_COUNT
+};
+
 struct stomp_frame {
 	enum stomp_command cmd;
 	const char *command;	/* the command word as sent */
@@ -67,6 +87,8 @@ struct stomp_frame {
 	size_t nheaders;
 	char *body;
 	size_t body_len;
+	/* the first value of each enum stomp_hdr header, or NULL */
+	const char *known[STOMP_H_COUNT];
 };
 
 /* Returns 0 to continue, STOMP_CB_PAUSE to stop after this frame (stomp_parse
@@ -117,6 +139,19 @@ const char *stomp_command_name(enum stomp_command c);
 
 /* First header named name (first occurrence wins, as 1.2 says), or NULL. */
 const char *stomp_header_get(const struct stomp_frame *f, const char *name);
+
+/* The same for a header of enum stomp_hdr, in constant time. */
+static inline const char *
+stomp_hget(const struct stomp_frame *f, enum stomp_hdr h)
+{
+	return f->known[h];
+}
+
+/* The name of an enum stomp_hdr header ("receipt"), or NULL. */
+const char *stomp_hdr_name(enum stomp_hdr h);
+
+/* Fill f->known from f->headers: for a frame built or copied by hand. */
+void stomp_frame_index(struct stomp_frame *f);
 
 /*
  * Frame writing.  stomp_escape appends the escaped form of s (for the given

@@ -241,29 +241,48 @@ utf8_valid(const unsigned char *s, size_t len)
 size_t
 fmt_u64(char *dst, uint64_t v)
 {
-	/* two digits a step: positions and timestamps have 13-18 */
+	/* two digits a step, straight into dst from its last digit:
+	 * positions and timestamps have 13-18 */
 	static const char pairs[201] =
 	    "00010203040506070809101112131415161718192021222324252627282930"
 	    "31323334353637383940414243444546474849505152535455565758596061"
 	    "62636465666768697071727374757677787980818283848586878889909192"
 	    "93949596979899";
-	char d[U64_DIGITS];
-	size_t i = sizeof(d);
+	static const uint64_t pow10[20] = {
+	    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
+	    10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+	    100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+	    100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+	    100000000000000000ULL, 1000000000000000000ULL,
+	    10000000000000000000ULL
+	};
+	/* digits: log10 from the bit length (1233/4096 ~ log10(2)), then
+	 * one comparison */
+	unsigned bits = 64 - (unsigned)__builtin_clzll(v | 1);
+	size_t n = (bits * 1233) >> 12, i;
+	uint32_t w;
 
-	while (v >= 100) {
+	n += n < 20 && v >= pow10[n];
+	if (n == 0)
+		n = 1;
+	i = n;
+	while (v > UINT32_MAX) {
 		unsigned r = (unsigned)(v % 100);
 
 		v /= 100;
 		i -= 2;
-		memcpy(d + i, pairs + 2 * r, 2);
+		memcpy(dst + i, pairs + 2 * r, 2);
 	}
-	if (v >= 10) {
+	/* the rest in 32 bits: cheaper divisions */
+	for (w = (uint32_t)v; w >= 100; w /= 100) {
 		i -= 2;
-		memcpy(d + i, pairs + 2 * v, 2);
-	} else
-		d[--i] = (char)('0' + v);
-	memcpy(dst, d + i, sizeof(d) - i);
-	return sizeof(d) - i;
+		memcpy(dst + i, pairs + 2 * (w % 100), 2);
+	}
+	if (w >= 10)
+		memcpy(dst, pairs + 2 * w, 2);
+	else
+		dst[0] = (char)('0' + w);
+	return n;
 }
 
 int

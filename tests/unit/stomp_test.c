@@ -120,6 +120,27 @@ trace_str(struct stomp_buf *b, const char *s, size_t n)
 	stomp_buf_add(b, s, n);
 }
 
+/* Every frame of every test: stomp_hget agrees with stomp_header_get. */
+static size_t hget_frames, hget_bad;
+
+static void
+check_hget(const struct stomp_frame *f)
+{
+	int h;
+
+	hget_frames++;
+	for (h = 0; h < STOMP_H_COUNT; h++)
+		if (stomp_hget(f, h) != stomp_header_get(f, stomp_hdr_name(h))) {
+			hget_bad++;
+			printf("# frame %zu: stomp_hget(%s) is \"%s\", "
+			    "stomp_header_get \"%s\"\n", hget_frames,
+			    stomp_hdr_name(h), stomp_hget(f, h) ?
+			    stomp_hget(f, h) : "(none)",
+			    stomp_header_get(f, stomp_hdr_name(h)) ?
+			    stomp_header_get(f, stomp_hdr_name(h)) : "(none)");
+		}
+}
+
 static int
 on_frame(void *arg, struct stomp_frame *f)
 {
@@ -144,6 +165,7 @@ on_frame(void *arg, struct stomp_frame *f)
 	x->body_len = f->body_len;
 	x->body_nul = f->body[f->body_len] == '\0';
 	x->query = NULL;
+	check_hget(f);
 	if (r->query != NULL && (q = stomp_header_get(f, r->query)) != NULL)
 		x->query = strdup(q);
 
@@ -974,6 +996,153 @@ test_strerror(void)
 	ok(stomp_strerror(12345) != NULL, "stomp_strerror of unknown code");
 }
 
+/* A frame's headers by name, value and pointer, the way session.c asks. */
+struct known_seen {
+	const char *v[STOMP_H_COUNT];
+	size_t n;
+	int copy_same;		/* stomp_frame_index on a copy agrees */
+};
+
+static int
+on_known(void *arg, struct stomp_frame *f)
+{
+	struct known_seen *k = arg;
+	struct stomp_frame c;
+	struct stomp_header *h;
+	size_t i;
+	int j;
+
+	check_hget(f);
+	for (j = 0; j < STOMP_H_COUNT; j++)
+		k->v[j] = stomp_hget(f, j) ? strdup(stomp_hget(f, j)) : NULL;
+	k->n = f->nheaders;
+	/* a copy made by hand, indexed afterwards (session.c's fcopy) */
+	memset(&c, 0, sizeof(c));
+	h = xmalloc(sizeof(*h) * (f->nheaders + 1));
+	for (i = 0; i < f->nheaders; i++)
+		h[i] = f->headers[i];
+	c.headers = h;
+	c.nheaders = f->nheaders;
+	stomp_frame_index(&c);
+	k->copy_same = 1;
+	for (j = 0; j < STOMP_H_COUNT; j++)
+		if (stomp_hget(&c, j) != stomp_hget(f, j))
+			k->copy_same = 0;
+	free(h);
+	return 0;
+}
+
+static void
+test_known_headers(void)
+{
+	struct stomp_parser *p;
+	struct stomp_buf b;
+	struct known_seen k;
+	char line[64];
+	size_t i, split;
+	int j, good;
+
+	ok(stomp_hdr_name(STOMP_H_RECEIPT) != NULL &&
+	    strcmp(stomp_hdr_name(STOMP_H_RECEIPT), "receipt") == 0 &&
+	    stomp_hdr_name(STOMP_H_COUNT) == NULL,
+	    "stomp_hdr_name: \"receipt\", NULL past the end");
+
+	/*
+	 * Every known header, some twice (the first counts), one whose name
+	 * only unescapes to a known one, look-alikes of each length, and 60
+	 * filler headers so the header array grows twice mid-frame.
+	 */
+	stomp_buf_init(&b);
+	stomp_buf_add(&b, S("SEND\n"));
+	for (i = 0; i < 30; i++) {
+		snprintf(line, sizeof(line), "x-%zu:%zu\n", i, i);
+		stomp_buf_add(&b, line, strlen(line));
+	}
+	stomp_buf_add(&b, S("id:4\nack:client\nevent:typing\n"
+	    "since:12\nref-id:r1\nreceipt:first\nhistory:5\nmedia-id:m1\n"
+	    "destination:/room/a\ntransaction:t1\ncontent-type:text/plain\n"
+	    "receipt:second\nid:5\nre\\cceipt:odd\ndestinatioN:/room/b\n"
+	    "events:x\nsince2:y\nidx:z\nreceip:w\n"));
+	for (i = 30; i < 60; i++) {
+		snprintf(line, sizeof(line), "x-%zu:%zu\n", i, i);
+		stomp_buf_add(&b, line, strlen(line));
+	}
+	stomp_buf_add(&b, S("\nbody"));
+	stomp_buf_add(&b, "", 1);
+	for (split = 0; split < 3; split++) {
+		memset(&k, 0, sizeof(k));
+		p = stomp_parser_new(&biglim, 12, on_known, NULL, &k);
+		if (split == 0)
+			good = stomp_parse(p, b.data, b.len) == 0;
+		else {		/* byte by byte, or in two halves */
+			good = 1;
+			for (i = 0; i < b.len && good; i += split == 1 ? 1 :
+			    b.len / 2)
+				good = stomp_parse(p, b.data + i, split == 1 ?
+				    1 : (b.len - i < b.len / 2 ? b.len - i :
+				    b.len / 2)) == 0;
+		}
+		stomp_parser_free(p);
+		good = good && k.n == 79 && k.copy_same &&
+		    k.v[STOMP_H_ID] && strcmp(k.v[STOMP_H_ID], "4") == 0 &&
+		    k.v[STOMP_H_ACK] && strcmp(k.v[STOMP_H_ACK], "client") == 0 &&
+		    k.v[STOMP_H_EVENT] &&
+		    strcmp(k.v[STOMP_H_EVENT], "typing") == 0 &&
+		    k.v[STOMP_H_SINCE] && strcmp(k.v[STOMP_H_SINCE], "12") == 0 &&
+		    k.v[STOMP_H_REF_ID] &&
+		    strcmp(k.v[STOMP_H_REF_ID], "r1") == 0 &&
+		    k.v[STOMP_H_RECEIPT] &&
+		    strcmp(k.v[STOMP_H_RECEIPT], "first") == 0 &&
+		    k.v[STOMP_H_HISTORY] &&
+		    strcmp(k.v[STOMP_H_HISTORY], "5") == 0 &&
+		    k.v[STOMP_H_MEDIA_ID] &&
+		    strcmp(k.v[STOMP_H_MEDIA_ID], "m1") == 0 &&
+		    k.v[STOMP_H_DESTINATION] &&
+		    strcmp(k.v[STOMP_H_DESTINATION], "/room/a") == 0 &&
+		    k.v[STOMP_H_TRANSACTION] &&
+		    strcmp(k.v[STOMP_H_TRANSACTION], "t1") == 0 &&
+		    k.v[STOMP_H_CONTENT_TYPE] &&
+		    strcmp(k.v[STOMP_H_CONTENT_TYPE], "text/plain") == 0;
+		ok(good, "known headers: all 11 found once, the first of "
+		    "each wins, look-alikes ignored, 79 headers (%s)",
+		    split == 0 ? "one piece" : split == 1 ? "byte by byte" :
+		    "two pieces");
+		for (j = 0; j < STOMP_H_COUNT; j++)
+			free((char *)k.v[j]);
+	}
+	stomp_buf_free(&b);
+
+	/* The next frame on the same parser starts with none of them. */
+	memset(&k, 0, sizeof(k));
+	p = stomp_parser_new(&biglim, 12, on_known, NULL, &k);
+	good = stomp_parse(p, S("SEND\nreceipt:1\ndestination:/room/a\n\n"
+	    "a\0")) == 0;
+	for (j = 0; j < STOMP_H_COUNT; j++)
+		free((char *)k.v[j]);
+	memset(&k, 0, sizeof(k));
+	good = good && stomp_parse(p, S("SEND\nx:y\n\nb\0")) == 0;
+	stomp_parser_free(p);
+	for (j = 0; j < STOMP_H_COUNT; j++)
+		if (k.v[j] != NULL)
+			good = 0;
+	ok(good && k.n == 1, "known headers are per frame: none carried "
+	    "into the next one");
+	for (j = 0; j < STOMP_H_COUNT; j++)
+		free((char *)k.v[j]);
+
+	/* 1.2 unescapes names before they are compared: "ev\\\\ent" is
+	 * "ev\\ent" and "receipt\\c" is "receipt:", neither a known name. */
+	memset(&k, 0, sizeof(k));
+	p = stomp_parser_new(&biglim, 12, on_known, NULL, &k);
+	good = stomp_parse(p, S("SEND\nev\\\\ent:a\nreceipt\\c:b\n\nx\0"))
+	    == 0;
+	stomp_parser_free(p);
+	ok(good && k.v[STOMP_H_EVENT] == NULL && k.v[STOMP_H_RECEIPT] == NULL,
+	    "known headers: escaped names that are not known stay unknown");
+	for (j = 0; j < STOMP_H_COUNT; j++)
+		free((char *)k.v[j]);
+}
+
 int
 main(void)
 {
@@ -987,6 +1156,9 @@ main(void)
 	test_callback_and_sticky();
 	test_writer();
 	test_strerror();
+	test_known_headers();
+	ok(hget_bad == 0 && hget_frames > 100, "stomp_hget agrees with "
+	    "stomp_header_get in all %zu frames parsed above", hget_frames);
 	printf("1..%d\n", ntest);
 	if (nfail != 0)
 		printf("# %d of %d tests failed\n", nfail, ntest);
