@@ -922,6 +922,67 @@ roundtrip(const char *name, const char *value, int version)
 	return good;
 }
 
+/* The escaping rules one byte at a time, to check the writer against. */
+static size_t
+ref_escape(char *d, const char *s, int version)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		if (version >= 11 && (*s == '\\' || *s == '\n' || *s == ':' ||
+		    (*s == '\r' && version == 12))) {
+			d[n++] = '\\';
+			d[n++] = *s == '\\' ? '\\' : *s == '\n' ? 'n' :
+			    *s == ':' ? 'c' : 'r';
+		} else
+			d[n++] = *s;
+	}
+	d[n] = '\0';
+	return n;
+}
+
+/* A special byte at every offset of strings of 1 to 40 bytes (the writer
+ * looks at eight bytes a step, then at the rest one by one). */
+static void
+test_escape_offsets(void)
+{
+	static const char specials[] = "\\\n:\r";
+	char s[48], want[128], hdr[272];
+	struct stomp_buf b;
+	size_t len, at, k, bad = 0, n = 0;
+	int v;
+
+	stomp_buf_init(&b);
+	for (v = 10; v <= 12; v++)
+		for (len = 1; len <= 40; len++)
+			for (at = 0; at <= len; at++)	/* at == len: none */
+				for (k = 0; k < 4; k++) {
+					memset(s, 'x', len);
+					s[len] = '\0';
+					if (at < len)
+						s[at] = specials[k];
+					ref_escape(want, s, v);
+					b.len = 0;
+					stomp_buf_add_escaped(&b, s, v);
+					stomp_buf_add(&b, "", 1);
+					n++;
+					if (strcmp(b.data, want) != 0)
+						bad++;
+					/* and as a header's name and value */
+					snprintf(hdr, sizeof(hdr), "%s:%s\n",
+					    want, want);
+					b.len = 0;
+					stomp_buf_header(&b, s, s, v);
+					stomp_buf_add(&b, "", 1);
+					if (strcmp(b.data, hdr) != 0)
+						bad++;
+				}
+	stomp_buf_free(&b);
+	ok(bad == 0, "escaping: \\, LF, colon and CR at every offset of "
+	    "1- to 40-byte names and values, 1.0-1.2 (%zu strings, %zu wrong)",
+	    n, bad);
+}
+
 static void
 test_writer(void)
 {
@@ -1155,6 +1216,7 @@ main(void)
 	test_limits();
 	test_callback_and_sticky();
 	test_writer();
+	test_escape_offsets();
 	test_strerror();
 	test_known_headers();
 	ok(hget_bad == 0 && hget_frames > 100, "stomp_hget agrees with "
