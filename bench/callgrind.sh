@@ -9,7 +9,7 @@
 # percent in the server's own code (the kernel's share is not counted).
 #
 #   bench/callgrind.sh [-t parley|reflector] [-b PARLEYD] [-p PLUGIN_DIR]
-#                      [-d SHORT,LONG] [-n TOP] [-k DIR]
+#                      [-d SHORT,LONG] [-n TOP] [-k DIR] [-s]
 #                      [SCENARIO [GENERATOR OPTIONS...]]
 #
 # SCENARIO defaults to "rooms --header event:typing" (100 rooms x 10,
@@ -17,7 +17,11 @@
 # rest as given, e.g. bench/callgrind.sh fanout -n 1000.  -d the two
 # publishing times (default 5,10 s), -n how many functions to list
 # (default 25), -k keep the callgrind files in DIR (callgrind_annotate
-# DIR/long.out).  Needs valgrind.
+# DIR/long.out).  -s simulates caches and branch prediction and ranks by
+# callgrind's cycle estimate instead (Ir + 10 x (L1 misses + mispredicted
+# branches) + 100 x last-level misses): cheap instructions (malloc's, say)
+# and costly ones (copies into cold buffers) part ways there, and wall-clock
+# changes follow it better than Ir alone.  Needs valgrind.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -27,7 +31,8 @@ plugins="${PARLEY_PLUGIN_DIR:-$top/build/plugins/.libs}"
 durs=5,10
 ntop=25
 keep=""
-while getopts t:b:p:d:n:k: o; do
+sim=0
+while getopts t:b:p:d:n:k:s o; do
 	case $o in
 	t) target=$OPTARG ;;
 	b) bin=$OPTARG ;;
@@ -35,6 +40,7 @@ while getopts t:b:p:d:n:k: o; do
 	d) durs=$OPTARG ;;
 	n) ntop=$OPTARG ;;
 	k) keep=$OPTARG ;;
+	s) sim=1 ;;
 	*) sed -n '11,14p' "$0" >&2; exit 2 ;;
 	esac
 done
@@ -63,10 +69,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+vgsim=""
+[ $sim -eq 0 ] || vgsim="--cache-sim=yes --branch-sim=yes"
 # valgrind in front of the server; run-parley.sh starts this as "parleyd"
 cat >"$work/vg" <<EOF
 #!/bin/sh
-exec valgrind -q --tool=callgrind --callgrind-out-file="\$CG_OUT" "$bin" "\$@"
+exec valgrind -q --tool=callgrind $vgsim --callgrind-out-file="\$CG_OUT" "$bin" "\$@"
 EOF
 chmod +x "$work/vg"
 
@@ -85,7 +93,7 @@ run() {
 		[ -n "$srvpid" ] || { echo "callgrind: parleyd did not start" >&2; exit 1; } ;;
 	reflector)
 		port=$("$pb" port)
-		taskset -c 0 valgrind -q --tool=callgrind --callgrind-out-file="$CG_OUT" \
+		taskset -c 0 valgrind -q --tool=callgrind $vgsim --callgrind-out-file="$CG_OUT" \
 		    "$pb" reflect -q --listen "127.0.0.1:$port" &
 		srvpid=$!
 		url="ws://127.0.0.1:$port/ws"
@@ -117,18 +125,35 @@ run() {
 	[ -s "$CG_OUT" ] || { echo "callgrind: no output from the $name run" >&2; exit 1; }
 }
 
-# the self cost of every function: "Ir file:function" lines (the file
+# The self cost of every function, "cost file:function" lines (the file
 # without directories; a function that callgrind saw both with and without
-# debug information is summed under its name)
+# debug information is summed under its name), and "cost PROGRAM-TOTALS".
+# The cost is Ir, or with -s callgrind's cycle estimate: Ir + 10 x (L1
+# misses + mispredicted branches) + 100 x last-level misses.
 selfcost() {
 	callgrind_annotate --auto=no --threshold=100 "$1" 2>/dev/null | awk '
-	    /^ *[0-9,]+ +\([ 0-9.]+%\) +[^ ]/ && !/PROGRAM TOTALS/ {
-		ir = $1; gsub(",", "", ir)
-		sub(/^ *[0-9,]+ +\([ 0-9.]+%\) +/, "")
-		sub(/ \[[^]]*\]$/, "")
-		fn = $0; sub(/.*:/, "", fn)
-		file = $0; sub(/:[^:]*$/, "", file); n = split(file, p, "/"); file = p[n]
-		cost[fn] += ir
+	    /^Events shown:/ { for (i = 3; i <= NF; i++) ev[i - 2] = $i; nev = NF - 2; next }
+	    /^ *[0-9,]+ / {
+		line = $0
+		gsub(/\( *[0-9.]+%\)/, "", line)	# the percentages
+		n = split(line, f, " ")
+		if (n <= nev) next
+		c = 0
+		for (i = 1; i <= nev; i++) {
+			v = f[i]; gsub(",", "", v); v += 0
+			e = ev[i]
+			if (e == "Ir") c += v
+			else if (e == "I1mr" || e == "D1mr" || e == "D1mw" ||
+			    e == "Bcm" || e == "Bim") c += 10 * v
+			else if (e == "ILmr" || e == "DLmr" || e == "DLmw") c += 100 * v
+		}
+		name = ""
+		for (i = nev + 1; i <= n; i++) name = name (name == "" ? "" : " ") f[i]
+		if (name ~ /^PROGRAM TOTALS/) { print c, "PROGRAM-TOTALS"; next }
+		sub(/ \[[^]]*\]$/, "", name)
+		fn = name; sub(/.*:/, "", fn)
+		file = name; sub(/:[^:]*$/, "", file); k = split(file, p, "/"); file = p[k]
+		cost[fn] += c
 		if (file != "???" && !(fn in where)) where[fn] = file ":"
 	    }
 	    END { for (k in cost) print cost[k], where[k] k }'
@@ -140,24 +165,26 @@ ms=$(cat "$work/short.msgs") ml=$(cat "$work/long.msgs")
 ds=$(cat "$work/short.dels") dl=$(cat "$work/long.dels")
 [ "$ml" -gt "$ms" ] 2>/dev/null ||
     { echo "callgrind: the long run sent no more messages ($ml) than the short one ($ms)" >&2; exit 1; }
-irs=$(callgrind_annotate "$work/short.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-irl=$(callgrind_annotate "$work/long.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
 selfcost "$work/short.out" >"$work/short.fn"
 selfcost "$work/long.out" >"$work/long.fn"
+irs=$(awk '$2 == "PROGRAM-TOTALS" { print $1 }' "$work/short.fn")
+irl=$(awk '$2 == "PROGRAM-TOTALS" { print $1 }' "$work/long.fn")
 if [ -n "$keep" ]; then
 	mkdir -p "$keep"
 	cp "$work/short.out" "$work/long.out" "$work/short.txt" "$work/long.txt" "$keep/"
 fi
 echo "$target, $scenario $*: $ms and $ml messages ($ds and $dl deliveries) in ${short} and ${long} s"
-awk -v irs="$irs" -v irl="$irl" -v ms="$ms" -v ml="$ml" -v ds="$ds" -v dl="$dl" -v ntop="$ntop" '
+awk -v irs="$irs" -v irl="$irl" -v ms="$ms" -v ml="$ml" -v ds="$ds" -v dl="$dl" -v ntop="$ntop" -v sim="$sim" '
 FNR == 1 { f++ }
+$2 == "PROGRAM-TOTALS" { next }
 { v = $1; $1 = ""; sub(/^ /, ""); if (f == 1) s[$0] = v; else l[$0] = v }
 END {
 	dm = ml - ms; dd = dl - ds
 	per = (irl - irs) / dm
-	printf "  %.0f instructions per message, %.1f per delivery (%.1f deliveries per message)\n",
-	    per, (irl - irs) / dd, dd / dm
-	printf "  %10s %6s  %s\n", "Ir/msg", "share", "function (self)"
+	what = sim ? "estimated cycles" : "instructions"
+	printf "  %.0f %s per message, %.1f per delivery (%.1f deliveries per message)\n",
+	    per, what, (irl - irs) / dd, dd / dm
+	printf "  %10s %6s  %s\n", sim ? "CEst/msg" : "Ir/msg", "share", "function (self)"
 	for (k in l) d[k] = (l[k] - s[k]) / dm
 	for (i = 0; i < ntop; i++) {
 		best = ""

@@ -120,6 +120,7 @@ static enum { P_CONNECT, P_HISTFILL, P_SETTLE, P_RUN, P_DRAIN, P_DONE }
 /* measurements */
 static struct procsnap {
 	double cpu_s;		/* utime + stime */
+	double user_s;		/* utime alone */
 	long rss_kib;
 	uint64_t syscw;		/* write(2)-family calls, /proc/PID/io */
 } srv0, srv1, srvbase;
@@ -212,6 +213,7 @@ proc_read(long pid, struct procsnap *s)
 	int i;
 
 	s->cpu_s = 0;
+	s->user_s = 0;
 	s->rss_kib = 0;
 	s->syscw = 0;
 	if (pid <= 0 || proc_get(fd_stat, buf, sizeof(buf)) == -1 ||
@@ -225,6 +227,7 @@ proc_read(long pid, struct procsnap *s)
 	if (p == NULL || sscanf(p, "%llu %llu", &ut, &stt) != 2)
 		return -1;
 	s->cpu_s = (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+	s->user_s = (double)ut / (double)sysconf(_SC_CLK_TCK);
 	if (proc_get(fd_status, buf, sizeof(buf)) == -1 ||
 	    (p = strstr(buf, "\nVmRSS:")) == NULL)
 		return -1;
@@ -1075,8 +1078,11 @@ report(void)
 			    (double)(srv1.rss_kib - srvbase.rss_kib) / nready);
 		printf("), CPU %.1f%%", secs > 0 ? srv_cpu / secs * 100 : 0);
 		if (st.received > 0)
-			printf(", %.3f us per delivery",
-			    srv_cpu * 1e6 / (double)st.received);
+			printf(", %.3f us per delivery (user %.3f, kernel "
+			    "%.3f)", srv_cpu * 1e6 / (double)st.received,
+			    (srv1.user_s - srv0.user_s) * 1e6 /
+			    (double)st.received, (srv_cpu - (srv1.user_s -
+			    srv0.user_s)) * 1e6 / (double)st.received);
 		if (opt.sc == SC_IDLE && nready > 0 && secs > 0)
 			printf(", %.2f us CPU per connection per second",
 			    srv_cpu * 1e6 / nready / secs);
