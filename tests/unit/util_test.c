@@ -439,11 +439,59 @@ test_time(void)
 	ok(m2 >= m1, "mono_ms does not go backwards");
 }
 
+/*
+ * Every byte against the rules as written in doc/protocol.md, checked one
+ * comparison at a time (util.c looks them up in a table).
+ */
+static void
+test_char_classes(void)
+{
+	char s[4];
+	int c, bad_room = 0, bad_login = 0, bad_hdr = 0, bad_id = 0;
+
+	for (c = 1; c < 256; c++) {
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9');
+		int room = alnum || c == '.' || c == '_' || c == '-';
+		int id = alnum || c == '_' || c == '-';
+		int login = c > ' ' && c < 0x7f && c != ':' && c != '\\';
+		int hdr = c >= 0x20 && c != 0x7f && c != '\\';
+
+		/* in the middle of a valid name, and at its end */
+		s[0] = 'a';
+		s[1] = (char)c;
+		s[2] = 'b';
+		s[3] = '\0';
+		if (room_name_valid(s, 3) != room ||
+		    room_name_valid(s, 2) != room)
+			bad_room++;
+		if (login_valid(s) != login)
+			bad_login++;
+		if (header_value_safe(s, 10) != hdr)
+			bad_hdr++;
+		if (id_valid(s) != id)
+			bad_id++;
+	}
+	ok(bad_room == 0, "room names: each of the 255 bytes allowed or not "
+	    "as the rules say (%d wrong)", bad_room);
+	ok(bad_login == 0, "logins: each byte as the rules say (%d wrong)",
+	    bad_login);
+	ok(bad_hdr == 0, "header values: each byte as the rules say "
+	    "(%d wrong)", bad_hdr);
+	ok(bad_id == 0, "ids: each byte as the rules say (%d wrong)", bad_id);
+	ok(header_value_safe("0123456789", 10) &&
+	    !header_value_safe("0123456789a", 10) &&
+	    header_value_safe("", 0), "header values: length limit");
+	ok(id_valid("a-_Z9") && !id_valid("") && !id_valid("a.b"),
+	    "ids: empty and '.' are invalid");
+}
+
 int
 main(void)
 {
 	test_room_names();
 	test_logins();
+	test_char_classes();
 	test_utf8();
 	test_parse_u64();
 	test_fmt_u64();
