@@ -10,7 +10,7 @@ BUILD="build-essential autoconf automake libtool pkg-config
   libssl-dev libsqlite3-dev libhiredis-dev librdkafka-dev default-libmysqlclient-dev
   libmongoc-dev libcurl4-openssl-dev libjwt-dev libcrypt-dev"
 TEST="redis-server mariadb-server nginx chromium whois python3-stomp
-  perl curl procps openssl"
+  perl curl procps openssl valgrind"
 
 pkgs="$BUILD"
 if [ "${1:-}" = "--test" ]; then
