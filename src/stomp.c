@@ -70,6 +70,7 @@ struct stomp_parser {
 	size_t need;		/* content-length bytes still to come */
 	size_t clen;		/* first content-length, if has_clen */
 	int has_clen;
+	int noesc;		/* the head has no backslash: nothing to unescape */
 
 	/* Arena, owned. */
 	char *buf;
@@ -539,12 +540,19 @@ end_header(struct stomp_parser *p, size_t n)
 		return STOMP_E_HEADER;
 	if (p->nhdr == p->hcap && hdrs_grow(p) == -1)
 		return STOMP_E_NOMEM;
-	if ((nl = unescape(l, l, colon - l, p->esc)) < 0)
-		return STOMP_E_ESCAPE;
+	if (p->noesc) {
+		nl = colon - l;
+		vl = l + n - (colon + 1);
+	} else {
+		if ((nl = unescape(l, l, colon - l, p->esc)) < 0)
+			return STOMP_E_ESCAPE;
+		l[nl] = '\0';
+		vl = unescape(l + nl + 1, colon + 1, l + n - (colon + 1),
+		    p->esc);
+		if (vl < 0)
+			return STOMP_E_ESCAPE;
+	}
 	l[nl] = '\0';
-	vl = unescape(l + nl + 1, colon + 1, l + n - (colon + 1), p->esc);
-	if (vl < 0)
-		return STOMP_E_ESCAPE;
 	l[nl + 1 + vl] = '\0';
 	p->hoff[p->nhdr].name = p->line;
 	p->hoff[p->nhdr].value = p->line + nl + 1;
@@ -665,11 +673,67 @@ deliver(struct stomp_parser *p)
 	return rc != 0 ? STOMP_E_CALLBACK : 0;
 }
 
+/* Lines a head may have for head_whole (more go line by line). */
+#define HEAD_LINES 32
+
+/*
+ * The command and header lines of a frame that is all there, taken at
+ * once: when s[0..avail) holds them up to the blank line, none of them
+ * near a limit and no NUL among them -- so that check_line would pass
+ * every one -- the arena is reserved once, each line is copied and ended
+ * by the same end_command/end_header as below, and backslashes are only
+ * looked for when the head has one.  Anything else (a head cut short,
+ * a line or count near its limit, a NUL) is left to the line-by-line
+ * path, which finds the same error at the same byte as before.  Returns
+ * the bytes taken (0: none, go line by line), or a negative stomp_err.
+ */
+static ptrdiff_t
+head_whole(struct stomp_parser *p, const char *s, size_t avail)
+{
+	size_t len[HEAD_LINES], nlines = 0, off = 0, n, i;
+	const char *nl;
+	int rc, blank = 0;
+
+	while (!blank) {
+		if (nlines == HEAD_LINES ||
+		    (nl = memchr(s + off, '\n', avail - off)) == NULL)
+			return 0;
+		n = (size_t)(nl - (s + off));
+		if (nlines == 0 ? n > STOMP_CMD_MAX : n > p->lim.max_header)
+			return 0;
+		blank = nlines > 0 && (n == 0 || (n == 1 && s[off] == '\r'));
+		if (!blank && nlines >= p->lim.max_headers)
+			return 0;	/* nlines - 1 headers before this one */
+		len[nlines++] = n;
+		off += n + 1;
+	}
+	if (off >= p->lim.max_frame - 1 || memchr(s, '\0', off) != NULL ||
+	    arena_reserve(p, off + 1) == -1)
+		return 0;
+	p->noesc = memchr(s, '\\', off) == NULL;
+	for (i = 0, off = 0; i < nlines; i++) {
+		n = len[i];
+		memcpy(p->buf + p->len, s + off, n);
+		p->len += n;
+		p->fsize += n + 1;
+		off += n + 1;
+		n = p->len - p->line;
+		rc = i == 0 ? end_command(p, n) : end_header(p, n);
+		if (rc != 0) {
+			p->noesc = 0;
+			return rc;
+		}
+	}
+	p->noesc = 0;
+	return (ptrdiff_t)off;
+}
+
 int
 stomp_parse(struct stomp_parser *p, const char *data, size_t len)
 {
 	const char *s = data, *end = data + len, *nl, *z;
 	size_t n;
+	ptrdiff_t k;
 	int rc;
 
 	if (p->err != 0)
@@ -708,6 +772,13 @@ stomp_parse(struct stomp_parser *p, const char *data, size_t len)
 			break;
 		case ST_COMMAND:
 		case ST_HEADER:
+			if (p->state == ST_COMMAND && p->len == 0 &&
+			    (k = head_whole(p, s, (size_t)(end - s))) != 0) {
+				if (k < 0)
+					return fail(p, (int)k);
+				s += k;
+				break;
+			}
 			nl = memchr(s, '\n', end - s);
 			n = (nl != NULL ? nl : end) - s;
 			if ((rc = check_line(p, s, n, nl != NULL)) != 0)

@@ -4,9 +4,9 @@
 // load against the reflector and a real parleyd: it runs each twice, takes
 // the difference, and lists where the instructions went.  What a user
 // reads: a per-message and per-delivery count that adds up, function
-// names of the server it ran (Parley's STOMP parser, the reflector's own
-// code), the cycle estimate with -s, and a usage line for a bad option.
-// Speed is not checked here.
+// names of the server it ran (Parley's sources, the reflector's), the
+// cycle estimate with -s, and a usage line for a bad option.  Speed is
+// not checked here.
 const t = require('../lib/tap');
 const fs = require('fs');
 const os = require('os');
@@ -36,7 +36,7 @@ t.run(async () => {
   const script = path.join(ROOT, 'bench', 'callgrind.sh');
   const load = ['fanout', '-n', '20', '-w', '8'];
   try {
-    for (const [target, own] of [['reflector', /reflect\.c:|proto\.c:/], ['parley', /stomp\.c:stomp_parse/]]) {
+    for (const [target, own] of [['reflector', /reflect\.c:|proto\.c:/], ['parley', /(stomp|session|conn|broker|msg|util|ws)\.c:/]]) {
       const keep = path.join(tmp, `keep-${target}`);
       const r = await runProgram('sh', [script, '-t', target, '-d', '1,2', '-n', '15', '-k', keep, ...load], { env });
       if (!t.is(r.code, 0, `${target}: callgrind.sh exits 0`)) t.diag(r.stdout + r.stderr);

@@ -1093,6 +1093,120 @@ on_known(void *arg, struct stomp_frame *f)
 	return 0;
 }
 
+/* xorshift: the same "random" streams on every run */
+static uint32_t rnd_state = 2463534242u;
+
+static uint32_t
+rnd(uint32_t n)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 17;
+	rnd_state ^= rnd_state << 5;
+	return rnd_state % n;
+}
+
+/* A few bytes, mostly plain, sometimes the ones that matter to STOMP. */
+static void
+rnd_text(struct stomp_buf *b, size_t max)
+{
+	static const char special[] = "\\:\r\nncr";
+	size_t n = rnd((uint32_t)max + 1), i;
+	char c;
+
+	for (i = 0; i < n; i++) {
+		c = rnd(40) != 0 ? (char)('a' + rnd(26)) :
+		    rnd(60) == 0 ? '\0' : special[rnd(sizeof(special) - 1)];
+		stomp_buf_add(b, &c, 1);
+		if (c == '\\' && rnd(4) != 0)	/* mostly a valid escape */
+			stomp_buf_add(b, &"nc\\r"[rnd(4)], 1);
+	}
+}
+
+/*
+ * Random streams of frames, good and bad -- escapes, CRs, NULs in the
+ * head, wrong content-lengths, lines and counts at and past the limits --
+ * parsed in one piece (where a head that is all there is taken at once)
+ * and byte by byte (where it never is): the same frames, heart-beats and
+ * error every time.
+ */
+static void
+test_whole_heads(void)
+{
+	static const char *const cmds[] = { "SEND", "MESSAGE", "CONNECT",
+	    "STOMP", "SUBSCRIBE", "FOO", "send", "", "UNSUBSCRIBES" };
+	static const struct stomp_limits lims[] = {
+		{ 1 << 20, 100, 1 << 16 }, { 80, 4, 12 }, { 300, 6, 24 },
+		{ 0, 0, 0 }
+	};
+	struct stomp_buf b, body;
+	struct rec r1, r2;
+	size_t i, k, nh, bad = 0, errors = 0, frames = 0;
+	int rc1, rc2, v;
+	char num[32];
+	const char *c;
+	const struct stomp_limits *lim;
+
+	stomp_buf_init(&b);
+	stomp_buf_init(&body);
+	for (i = 0; i < 4000; i++) {
+		b.len = 0;
+		for (k = rnd(3) + 1; k > 0; k--) {
+			const char *eol = rnd(3) == 0 ? "\r\n" : "\n";
+
+			if (rnd(4) == 0)
+				stomp_buf_add(&b, eol, strlen(eol));
+			c = cmds[rnd(4) != 0 ? rnd(2) : rnd(9)];
+			stomp_buf_add(&b, c, strlen(c));
+			stomp_buf_add(&b, eol, strlen(eol));
+			body.len = 0;
+			rnd_text(&body, 20);
+			for (nh = rnd(8); nh > 0; nh--) {
+				if (rnd(5) == 0) {
+					/* mostly right, sometimes not */
+					snprintf(num, sizeof(num),
+					    "content-length:%zu", rnd(5) != 0 ?
+					    body.len : (size_t)rnd(25));
+					stomp_buf_add(&b, num, strlen(num));
+					if (rnd(8) == 0)
+						rnd_text(&b, 2);
+				} else {
+					rnd_text(&b, 14);
+					if (rnd(10) != 0)
+						stomp_buf_add(&b, ":", 1);
+					rnd_text(&b, 14);
+				}
+				stomp_buf_add(&b, eol, strlen(eol));
+			}
+			stomp_buf_add(&b, eol, strlen(eol));
+			stomp_buf_add(&b, body.data, body.len);
+			if (rnd(10) != 0)
+				stomp_buf_add(&b, "", 1);
+		}
+		v = 10 + (int)rnd(3);
+		lim = &lims[rnd(2) ? 0 : rnd(4)];
+		rec_init(&r1);
+		rec_init(&r2);
+		rc1 = run(&r1, b.data, b.len, v, lim, 0);
+		rc2 = run(&r2, b.data, b.len, v, lim, 1);
+		if (rc1 != rc2 || r1.trace.len != r2.trace.len ||
+		    (r1.trace.len > 0 && memcmp(r1.trace.data, r2.trace.data,
+		    r1.trace.len) != 0)) {
+			if (bad++ == 0)
+				printf("# stream %zu: one piece rc %d, byte by "
+				    "byte rc %d\n", i, rc1, rc2);
+		}
+		errors += rc1 != 0;
+		frames += r1.nf;
+		rec_free(&r1);
+		rec_free(&r2);
+	}
+	stomp_buf_free(&b);
+	stomp_buf_free(&body);
+	ok(bad == 0 && frames > 2000 && errors > 300 && errors < 3000,
+	    "4,000 random streams (%zu frames, %zu ending in an error): one "
+	    "piece and byte by byte agree (%zu differ)", frames, errors, bad);
+}
+
 static void
 test_known_headers(void)
 {
@@ -1213,6 +1327,7 @@ main(void)
 	test_bodies();
 	test_heartbeats();
 	test_splits();
+	test_whole_heads();
 	test_limits();
 	test_callback_and_sticky();
 	test_writer();
