@@ -162,41 +162,26 @@ frame_end(struct session *s, const char *body, size_t len)
 /*
  * RECEIPT for the client's receipt (escaped), with one more header of the
  * server's own or none: extra_name and extra_value are ours ("position",
- * digits; "recovered", true or false) and have nothing to escape.  One
- * per SEND with a receipt, so it is put together without the generic
- * writer's scans.
+ * digits; "recovered", true or false) and have nothing to escape, so they
+ * are added as they are.  One per SEND with a receipt: the generic
+ * writer's scans of literal names and digits were most of its cost.
  */
 static void
 send_receipt(struct session *s, const char *receipt, const char *extra_name,
     const char *extra_value)
 {
 	static const char head[] = "RECEIPT\nreceipt-id:";
-	char tail[96];
-	size_t n = 0, nl, vl;
 
 	s->out.len = 0;
 	stomp_buf_add(&s->out, head, sizeof(head) - 1);
 	stomp_buf_add_escaped(&s->out, receipt, s->version);
-	tail[n++] = '\n';
 	if (extra_name != NULL) {
-		nl = strlen(extra_name);
-		vl = strlen(extra_value);
-		if (nl + vl + 4 <= sizeof(tail) - n) {
-			memcpy(tail + n, extra_name, nl);
-			n += nl;
-			tail[n++] = ':';
-			memcpy(tail + n, extra_value, vl);
-			n += vl;
-			tail[n++] = '\n';
-		} else {	/* not one of ours after all: the long way */
-			stomp_buf_add(&s->out, tail, n);
-			n = 0;
-			frame_header(s, extra_name, extra_value);
-		}
+		stomp_buf_add(&s->out, "\n", 1);
+		stomp_buf_add(&s->out, extra_name, strlen(extra_name));
+		stomp_buf_add(&s->out, ":", 1);
+		stomp_buf_add(&s->out, extra_value, strlen(extra_value));
 	}
-	tail[n++] = '\n';
-	tail[n++] = '\0';
-	stomp_buf_add(&s->out, tail, n);
+	stomp_buf_add(&s->out, "\n\n", 3);	/* and the NUL */
 	send_buf(s);
 }
 

@@ -546,7 +546,6 @@ end_header(struct stomp_parser *p, size_t n)
 	} else {
 		if ((nl = unescape(l, l, colon - l, p->esc)) < 0)
 			return STOMP_E_ESCAPE;
-		l[nl] = '\0';
 		vl = unescape(l + nl + 1, colon + 1, l + n - (colon + 1),
 		    p->esc);
 		if (vl < 0)

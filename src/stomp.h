@@ -53,14 +53,6 @@ struct stomp_header {
 };
 
 /*
- * A parsed frame.  Everything points into memory owned by the parser and is
- * valid only during the frame callback.  body is body_len bytes followed by
- * a NUL (not counted) and may contain NULs when content-length was given.
- * cmd is STOMP_CMD_UNKNOWN for a command word (1-11 capital letters) that
- * is no STOMP command: the frame is parsed so its receipt can be answered;
- * any other command line is STOMP_E_COMMAND.
- */
-/*
  * Headers the server looks up in every frame of some command.  The parser
  * finds them once, as it reads the header lines: stomp_hget(f,
  * STOMP_H_RECEIPT) is stomp_header_get(f, "receipt") without the search.
@@ -80,6 +72,14 @@ enum stomp_hdr {
 	STOMP_H_COUNT
 };
 
+/*
+ * A parsed frame.  Everything points into memory owned by the parser and is
+ * valid only during the frame callback.  body is body_len bytes followed by
+ * a NUL (not counted) and may contain NULs when content-length was given.
+ * cmd is STOMP_CMD_UNKNOWN for a command word (1-11 capital letters) that
+ * is no STOMP command: the frame is parsed so its receipt can be answered;
+ * any other command line is STOMP_E_COMMAND.
+ */
 struct stomp_frame {
 	enum stomp_command cmd;
 	const char *command;	/* the command word as sent */

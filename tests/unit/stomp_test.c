@@ -1208,6 +1208,15 @@ test_whole_heads(void)
 }
 
 static void
+known_free(struct known_seen *k)
+{
+	int j;
+
+	for (j = 0; j < STOMP_H_COUNT; j++)
+		free((char *)k->v[j]);
+}
+
+static void
 test_known_headers(void)
 {
 	struct stomp_parser *p;
@@ -1282,8 +1291,7 @@ test_known_headers(void)
 		    "each wins, look-alikes ignored, 79 headers (%s)",
 		    split == 0 ? "one piece" : split == 1 ? "byte by byte" :
 		    "two pieces");
-		for (j = 0; j < STOMP_H_COUNT; j++)
-			free((char *)k.v[j]);
+		known_free(&k);
 	}
 	stomp_buf_free(&b);
 
@@ -1292,8 +1300,7 @@ test_known_headers(void)
 	p = stomp_parser_new(&biglim, 12, on_known, NULL, &k);
 	good = stomp_parse(p, S("SEND\nreceipt:1\ndestination:/room/a\n\n"
 	    "a\0")) == 0;
-	for (j = 0; j < STOMP_H_COUNT; j++)
-		free((char *)k.v[j]);
+	known_free(&k);
 	memset(&k, 0, sizeof(k));
 	good = good && stomp_parse(p, S("SEND\nx:y\n\nb\0")) == 0;
 	stomp_parser_free(p);
@@ -1302,8 +1309,7 @@ test_known_headers(void)
 			good = 0;
 	ok(good && k.n == 1, "known headers are per frame: none carried "
 	    "into the next one");
-	for (j = 0; j < STOMP_H_COUNT; j++)
-		free((char *)k.v[j]);
+	known_free(&k);
 
 	/* 1.2 unescapes names before they are compared: "ev\\\\ent" is
 	 * "ev\\ent" and "receipt\\c" is "receipt:", neither a known name. */
@@ -1314,8 +1320,7 @@ test_known_headers(void)
 	stomp_parser_free(p);
 	ok(good && k.v[STOMP_H_EVENT] == NULL && k.v[STOMP_H_RECEIPT] == NULL,
 	    "known headers: escaped names that are not known stay unknown");
-	for (j = 0; j < STOMP_H_COUNT; j++)
-		free((char *)k.v[j]);
+	known_free(&k);
 }
 
 int
