@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -74,6 +75,16 @@ static size_t nconns;
 static struct evconnlistener *listeners[4];
 static int nlisteners;
 /* accept(2) failures: see accept_error_cb */
+/*
+ * libevent 2.1's bufferevent reads at most 4,096 bytes a callback
+ * (EVBUFFER_MAX_READ), after an ioctl(FIONREAD).  When such a read came
+ * back full, more is likely waiting: one read(2) of up to READ_MORE bytes
+ * takes it in the same callback (read_more).  Never more than a sixteenth
+ * of [server] max_outbound: one turn's input, fanned out, must not by
+ * itself make a subscriber that keeps up look like a slow consumer.
+ */
+#define READ_FULL 4096
+#define READ_MORE (60u << 10)
 #define ACCEPT_PAUSE_MS 100
 #define ACCEPT_LOG_MS 10000
 static struct event *accept_ev;
@@ -400,6 +411,39 @@ conn_shutdown_all(void)
 
 /* ------------------------------------------------------------ input */
 
+/*
+ * A busy client's frames otherwise come 4 KiB a loop turn (about 20 SENDs
+ * of a chat line), and every turn's fan-out costs a send(2) per
+ * subscriber: reading what else is waiting makes the turns, and the
+ * writes, fewer and larger (doc/performance.md, seventh round).  Plain TCP
+ * only (TLS reads through OpenSSL's records), not while paused.  The
+ * bufferevent keeps its input's end frozen and thaws it for its own reads;
+ * so does this one.  End of file, an error or nothing more to read leave
+ * the input as it was: the bufferevent meets them itself at its next read
+ * (the socket stays readable).
+ */
+static void
+read_more(struct conn *c, struct evbuffer *in)
+{
+	struct evbuffer_iovec v;
+	size_t more = (size_t)cfg->max_outbound / 16;
+	ssize_t n;
+
+	if (c->tls || c->reading_paused || evbuffer_get_length(in) < READ_FULL)
+		return;
+	if (more > READ_MORE)
+		more = READ_MORE;
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, (ev_ssize_t)more, &v, 1) == 1) {
+		if (v.iov_len > more)
+			v.iov_len = more;
+		n = read(bufferevent_getfd(c->bev), v.iov_base, v.iov_len);
+		v.iov_len = n > 0 ? (size_t)n : 0;
+		(void)evbuffer_commit_space(in, &v, 1);
+	}
+	evbuffer_freeze(in, 0);
+}
+
 static void
 conn_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -408,6 +452,8 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 
 	if (c->closed)
 		return;
+	if (c->kind != CONN_HTTP)
+		read_more(c, in);
 	stats.bytes_in += evbuffer_get_length(in);
 	conn_ref(c);
 	switch (c->kind) {
