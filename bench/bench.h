@@ -149,6 +149,16 @@ int	 stomp_hdr(const struct sframe *f, const char *name, char *out,
 	    size_t outlen);
 int	 stomp_is(const struct sframe *f, const char *cmd);
 
+/*
+ * A benchmark body: "PB<room>:<publisher>:<seq>:<send time, ns>:" then
+ * padding.  pb_parse reads the four numbers; -1 when one is missing.
+ */
+struct pbody {
+	uint64_t room, pub, seq, t;
+};
+
+int	 pb_parse(const char *b, size_t len, struct pbody *pb);
+
 /* ------------------------------------------------------------ reflect.c */
 
 /* Run the reflector until SIGINT/SIGTERM.  ws_listen and stomp_listen are

@@ -357,34 +357,21 @@ pub_send(struct client *c)
 
 /* ------------------------------------------------------------ input */
 
-static inline const char *
-num(const char *p, const char *end, uint64_t *v)
-{
-	const char *s = p;
-	uint64_t x = 0;
-
-	while (p < end && (unsigned)(*p - '0') < 10)
-		x = x * 10 + (uint64_t)(*p++ - '0');
-	if (p == s || p >= end || *p != ':')
-		return NULL;
-	*v = x;
-	return p + 1;
-}
-
 static void
 delivery(struct client *c, const char *b, size_t len, uint64_t now)
 {
-	const char *end = b + len, *p = b + 2;
+	struct pbody pb;
 	uint64_t room, pub, seq, t, d;
 	struct track *tr;
 
-	if ((p = num(p, end, &room)) == NULL ||
-	    (p = num(p, end, &pub)) == NULL ||
-	    (p = num(p, end, &seq)) == NULL ||
-	    (p = num(p, end, &t)) == NULL) {
+	if (pb_parse(b, len, &pb) == -1) {
 		note_error("malformed benchmark body");
 		return;
 	}
+	room = pb.room;
+	pub = pb.pub;
+	seq = pb.seq;
+	t = pb.t;
 	if (c->tr == NULL || room != (uint64_t)c->room ||
 	    pub >= (uint64_t)opt.ppr) {
 		note_error("client %d (room %d) got a message for room %" PRIu64
