@@ -120,7 +120,7 @@ static const struct key keytab[] = {
 	    F(history_max), "largest history: n on SUBSCRIBE and REST limit" },
 	{ "server", "presence_max", KT_INT, "1000", 0, 10000000, NULL, 0,
 	    F(presence_max), "no join/leave events in rooms with more local subscribers (0 = always)" },
-	{ "server", "gather_min", KT_INT, "10000", 0, 10000000, NULL, 0,
+	{ "server", "gather_min", KT_INT, "1200", 0, 10000000, NULL, 0,
 	    F(gather_min), "rooms with this many local subscribers send messages from one shared copy (0 = never)" },
 	{ "server", "instance_id", KT_STRING, "", 0, 0, NULL, KF_EMPTY,
 	    F(instance_id), "name of this instance among several (\"\" = hostname-pid)" },

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 // A big room's fan-out with [server] gather_min at 1,000 (the default is
-// 10,000: this test keeps a thousand connections): from that many
+// 1,200: this test keeps a thousand connections): from that many
 // subscribers on, a MESSAGE's shared tail is not copied into each
 // connection's buffer but gathered into the send (sendmsg with an iovec),
 // and a room's messages of one loop turn go to each subscriber together.  1,004 subscribers get pipelined bursts of
