@@ -619,12 +619,33 @@ iov_fix(struct conn *c)
 	return total;
 }
 
+/* evbuffer is done with a flat output buffer it was handed */
+static void
+obuf_release(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	free(arg);
+}
+
 /* Copy the turn's queue from byte off on to dst (pend or the
- * bufferevent's output) and empty it. */
+ * bufferevent's output) and empty it.  A burst's flat buffer (past
+ * OBUF_HOLD, freed after the turn anyway) is handed over instead of
+ * copied: dst frees it once its bytes went out, and the next bytes get a
+ * new one. */
 static void
 queue_to(struct conn *c, struct evbuffer *dst, size_t off)
 {
 	int i;
+
+	if (c->niov == 0 && c->ocap > OBUF_HOLD && off < c->olen &&
+	    evbuffer_add_reference(dst, c->obuf + off, c->olen - off,
+	    obuf_release, c->obuf) == 0) {
+		c->obuf = NULL;
+		c->ocap = 0;
+		queue_reset(c);
+		return;
+	}
 
 	if (c->niov > 0) {
 		iov_fix(c);
@@ -1089,44 +1110,80 @@ conn_send_msg(struct conn *c, const char *head, size_t head_len,
  * slow-consumer check, one growth, no per-frame bookkeeping.  Otherwise
  * frame by frame.
  */
-size_t
-conn_send_msgs(struct conn *c, const char *head, size_t head_len,
+static size_t
+send_each(struct conn *c, const char *head, size_t head_len,
     struct pmsg *const *v, size_t n)
 {
-	size_t i, len, total = 0;
-	int ws = c->kind == CONN_WS;
-	unsigned char *b;
+	size_t i;
 
-	if (n > 1 && conn_check_room(c) == 0 && (!ws || ws_can_send(c))) {
-		for (i = 0; i < n && total <= OBUF_MAX; i++) {
-			if (v[i]->share || v[i]->tail_len >= SHARE_MIN)
-				break;
-			len = head_len + v[i]->tail_len;
-			total += (ws ? ws_header_len(len) : 0) + len;
-		}
-		if (i == n && total <= OBUF_MAX &&
-		    (b = obuf_grow(c, total)) != NULL) {
-			for (i = 0; i < n; i++) {
-				len = head_len + v[i]->tail_len;
-				if (ws)
-					b += ws_frame_header(b, v[i]->binary ?
-					    0x2 : 0x1, len);
-				memcpy(b, head, head_len);
-				memcpy(b + head_len, v[i]->tail,
-				    v[i]->tail_len);
-				b += len;
-			}
-			c->olen += total;
-			stats.bytes_out += total;
-			stats.frames_out += n;
-			mark_dirty(c);
-			return n;
-		}
-	}
 	for (i = 0; i < n; i++)
 		if (conn_send_msg(c, head, head_len, v[i]) == -1)
 			break;
 	return i;
+}
+
+/*
+ * A turn's unshared frames for one subscriber in one pass per OBUF_MAX of
+ * them: each piece is sized, the buffer grows once (a full one is handed
+ * to pend, not copied) and each frame's WebSocket header, head and tail
+ * are copied in one loop.  Returns how many frames were queued.
+ */
+static size_t
+copy_msgs(struct conn *c, const char *head, size_t head_len,
+    struct pmsg *const *v, size_t n)
+{
+	size_t i = 0, j, len, total;
+	int ws = c->kind == CONN_WS;
+	unsigned char *b;
+
+	while (i < n) {
+		for (total = 0, j = i; j < n; j++) {
+			len = head_len + v[j]->tail_len;
+			len += ws ? ws_header_len(len) : 0;
+			if (j > i && total + len > OBUF_MAX)
+				break;
+			total += len;
+		}
+		if ((b = obuf_grow(c, total)) == NULL)
+			break;
+		stats.frames_out += j - i;
+		for (; i < j; i++) {
+			len = head_len + v[i]->tail_len;
+			if (ws)
+				b += ws_frame_header(b, v[i]->binary ? 0x2 :
+				    0x1, len);
+			memcpy(b, head, head_len);
+			memcpy(b + head_len, v[i]->tail, v[i]->tail_len);
+			b += len;
+		}
+		c->olen += total;
+		stats.bytes_out += total;
+	}
+	if (i > 0)
+		mark_dirty(c);
+	return i;
+}
+
+size_t
+conn_send_msgs(struct conn *c, const char *head, size_t head_len,
+    struct pmsg *const *v, size_t n)
+{
+	size_t i;
+
+	if (n > 1 && conn_check_room(c) == 0 &&
+	    (c->kind != CONN_WS || ws_can_send(c))) {
+		for (i = 0; i < n; i++)
+			if (v[i]->share || v[i]->tail_len >= SHARE_MIN)
+				break;
+		if (i < n)
+			i = 0;		/* shared tails: frame by frame */
+		else
+			i = copy_msgs(c, head, head_len, v, n);
+		if (i == n)
+			return n;
+		return i + send_each(c, head, head_len, v + i, n - i);
+	}
+	return send_each(c, head, head_len, v, n);
 }
 
 /* ------------------------------------------------------------ lifetime */
