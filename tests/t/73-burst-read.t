@@ -5,12 +5,19 @@
 // waiting in the same callback (src/conn.c read_more).  Every frame of a
 // burst is then handled once and in order, over TCP and over WebSocket,
 // when the burst ends in a frame cut short, and when the client closes
-// right after it; /metrics counts every byte once.
+// right after it; /metrics counts every byte once.  76-burst-read-asan.t
+// runs the same against the ASan/UBSan build (PARLEY_BURST_ASAN=1).
 const t = require('../lib/tap');
+const fs = require('fs');
 const net = require('net');
+const path = require('path');
 const crypto = require('crypto');
-const { startParley, sleep, httpGet } = require('../lib/parley');
+const { startParley, sleep, httpGet, ROOT } = require('../lib/parley');
 const { frameReader, stompTcp, stompWs } = require('../lib/stomp-raw');
+
+const SAN = process.env.PARLEY_BURST_ASAN === '1';
+const ASAN = path.resolve(ROOT, process.env.PARLEY_ASAN_BUILD || 'build-asan');
+const SAN_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)Sanitizer|WARNING: AddressSanitizer/;
 
 const N = 800;
 const pad = 'x'.repeat(120);
@@ -86,7 +93,18 @@ async function bytesIn(srv) {
 
 t.run(async () => {
   // no rate limit: the burst is the point here (56-limits.t covers pauses)
-  const srv = await startParley({ ini: { limits: { msg_rate: 0 } } });
+  const opts = { ini: { limits: { msg_rate: 0 } } };
+  if (SAN) {
+    opts.binary = path.join(ASAN, 'parleyd');
+    if (!fs.existsSync(opts.binary)) throw new Error(`ASan build missing: ${opts.binary} (tests/run-all.sh builds it)`);
+    opts.ini.server = { plugin_dir: path.join(ASAN, 'plugins', '.libs') };
+    opts.env = {
+      ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=23',
+      UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
+      LSAN_OPTIONS: 'exitcode=23',
+    };
+  }
+  const srv = await startParley(opts);
   const watch = await stompWs(srv.ws, 'watcher');
   watch.write('SUBSCRIBE', { id: 'w', destination: '/room/burst', receipt: 'ws' });
   await until(() => watch.frames.some((f) => f.headers['receipt-id'] === 'ws'), 5000, 'the watcher subscribed');
@@ -136,4 +154,5 @@ t.run(async () => {
   t.is(srv.proc.exitCode, null, 'the server is still running');
   a.sock.destroy(); w.sock.destroy(); watch.ws.close();
   t.is(await srv.stop(), 0, 'the server stops cleanly');
+  if (SAN) t.ok(!SAN_RE.test(srv.log()), 'no sanitizer report' + (SAN_RE.test(srv.log()) ? `:\n${srv.log()}` : ''));
 });
