@@ -74,7 +74,6 @@ static int flush_armed;
 static size_t nconns;
 static struct evconnlistener *listeners[4];
 static int nlisteners;
-/* accept(2) failures: see accept_error_cb */
 /*
  * libevent 2.1's bufferevent reads at most 4,096 bytes a callback
  * (EVBUFFER_MAX_READ), after an ioctl(FIONREAD).  When such a read came
@@ -85,6 +84,7 @@ static int nlisteners;
  */
 #define READ_FULL 4096
 #define READ_MORE (60u << 10)
+/* accept(2) failures: see accept_error_cb */
 #define ACCEPT_PAUSE_MS 100
 #define ACCEPT_LOG_MS 10000
 static struct event *accept_ev;
@@ -1104,12 +1104,7 @@ conn_send_msg(struct conn *c, const char *head, size_t head_len,
 	return conn_append(c, head, head_len, p, p->binary);
 }
 
-/*
- * A subscription's frames of one turn.  Copied ones (below SHARE_MIN, not
- * gathered) that fit in one buffer growth are written in one pass: one
- * slow-consumer check, one growth, no per-frame bookkeeping.  Otherwise
- * frame by frame.
- */
+/* Frame by frame; returns how many were queued. */
 static size_t
 send_each(struct conn *c, const char *head, size_t head_len,
     struct pmsg *const *v, size_t n)
@@ -1164,6 +1159,12 @@ copy_msgs(struct conn *c, const char *head, size_t head_len,
 	return i;
 }
 
+/*
+ * A subscription's frames of one turn.  When all are copied ones (below
+ * SHARE_MIN, not gathered) they are written in one pass per OBUF_MAX of
+ * them (copy_msgs): one slow-consumer check, one growth per piece, no
+ * per-frame bookkeeping.  Otherwise frame by frame.
+ */
 size_t
 conn_send_msgs(struct conn *c, const char *head, size_t head_len,
     struct pmsg *const *v, size_t n)
