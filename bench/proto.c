@@ -162,7 +162,8 @@ ws_accept(const char *key, size_t keylen, char *out)
 struct nl_scan {
 	const char *buf;
 	size_t len;
-	size_t base;		/* offset of the block bits describe */
+	size_t base;		/* offset of the block bits describe (without
+				 * SSE2: where the next memchr starts) */
 	uint32_t bits;		/* its '\n's not yet handed out */
 };
 
