@@ -13,8 +13,25 @@
 //
 // Options: keep: false keeps no frames (a test counting megabytes of them
 // in onFrame); onFrame(f) sees each frame as it arrives; passcode.
+//
+//   wsFrame(opcode, payload, { mask, fin })   one WebSocket frame as bytes,
+//   masked (a client's) unless mask: false, FIN set unless fin: false
 const net = require('net');
+const crypto = require('crypto');
 const WebSocket = require('ws');
+
+function wsFrame(opcode, payload, { mask = true, fin = true } = {}) {
+  payload = Buffer.from(payload);
+  const len = payload.length;
+  const head = [(fin ? 0x80 : 0) | opcode];
+  if (len < 126) head.push((mask ? 0x80 : 0) | len);
+  else if (len < 65536) head.push((mask ? 0x80 : 0) | 126, len >> 8, len & 255);
+  else { head.push((mask ? 0x80 : 0) | 127, 0, 0, 0, 0, (len >>> 24) & 255, (len >> 16) & 255, (len >> 8) & 255, len & 255); }
+  if (!mask) return Buffer.concat([Buffer.from(head), payload]);
+  const key = crypto.randomBytes(4);
+  const masked = Buffer.from(payload.map((b, i) => b ^ key[i % 4]));
+  return Buffer.concat([Buffer.from(head), key, masked]);
+}
 
 // Content-length aware frame splitter: feed it socket data.
 function frameReader(onFrame) {
@@ -88,4 +105,4 @@ function stompWs(url, login, passcode) {
   });
 }
 
-module.exports = { frameReader, stompTcp, stompWs };
+module.exports = { frameReader, stompTcp, stompWs, wsFrame };

@@ -11,6 +11,7 @@ const crypto = require('crypto');
 const t = require('../lib/tap');
 const { startParley, sleep, httpGet } = require('../lib/parley');
 const { connectWs } = require('../lib/stomp');
+const { wsFrame } = require('../lib/stomp-raw');
 
 const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
@@ -94,18 +95,6 @@ function upgrade(port, headers, { path = '/ws' } = {}) {
 }
 const goodHeaders = () => ({ Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': wsKey(), 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Protocol': 'v12.stomp' });
 
-function wsFrame(opcode, payload, { mask = true, fin = true } = {}) {
-  payload = Buffer.from(payload);
-  const len = payload.length;
-  const head = [(fin ? 0x80 : 0) | opcode];
-  if (len < 126) head.push((mask ? 0x80 : 0) | len);
-  else if (len < 65536) head.push((mask ? 0x80 : 0) | 126, len >> 8, len & 255);
-  else { head.push((mask ? 0x80 : 0) | 127, 0, 0, 0, 0, (len >>> 24) & 255, (len >> 16) & 255, (len >> 8) & 255, len & 255); }
-  if (!mask) return Buffer.concat([Buffer.from(head), payload]);
-  const key = crypto.randomBytes(4);
-  const masked = Buffer.from(payload.map((b, i) => b ^ key[i % 4]));
-  return Buffer.concat([Buffer.from(head), key, masked]);
-}
 // Read server frames from a socket: resolves with { messages, close } when
 // the server closes the socket (or ms pass).
 function wsRun(sock, initial, ms = 3000) {

@@ -13,6 +13,7 @@ const crypto = require('crypto');
 const t = require('../lib/tap');
 const { startParley, runParleyd, sleep, httpGet, httpRequest, basic, ROOT } = require('../lib/parley');
 const { connectWs } = require('../lib/stomp');
+const { wsFrame } = require('../lib/stomp-raw');
 
 const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
@@ -51,17 +52,6 @@ function rawStomp(port, bad, { connect = true } = {}) {
   });
 }
 
-function wsFrame(opcode, payload, { mask = true } = {}) {
-  payload = Buffer.from(payload);
-  const len = payload.length;
-  const head = [0x80 | opcode];
-  if (len < 126) head.push((mask ? 0x80 : 0) | len);
-  else if (len < 65536) head.push((mask ? 0x80 : 0) | 126, len >> 8, len & 255);
-  else head.push((mask ? 0x80 : 0) | 127, 0, 0, 0, 0, (len >>> 24) & 255, (len >> 16) & 255, (len >> 8) & 255, len & 255);
-  if (!mask) return Buffer.concat([Buffer.from(head), payload]);
-  const key = crypto.randomBytes(4);
-  return Buffer.concat([Buffer.from(head), key, Buffer.from(payload.map((b, i) => b ^ key[i % 4]))]);
-}
 // raw WebSocket: upgrade with headers, send frames, resolve with what came back when closed
 function rawWs(port, headers, frames) {
   return new Promise((resolve) => {

@@ -8,17 +8,8 @@ const t = require('../lib/tap');
 const net = require('net');
 const crypto = require('crypto');
 const { startParley, sleep } = require('../lib/parley');
+const { wsFrame } = require('../lib/stomp-raw');
 
-function frame(opcode, payload, fin = true) {
-  const p = Buffer.from(payload);
-  const mask = crypto.randomBytes(4);
-  let hdr;
-  if (p.length < 126) hdr = Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | p.length]);
-  else { hdr = Buffer.alloc(4); hdr[0] = (fin ? 0x80 : 0) | opcode; hdr[1] = 0x80 | 126; hdr.writeUInt16BE(p.length, 2); }
-  const m = Buffer.alloc(p.length);
-  for (let i = 0; i < p.length; i++) m[i] = p[i] ^ mask[i % 4];
-  return Buffer.concat([hdr, mask, m]);
-}
 
 function open(port) {
   return new Promise((resolve, reject) => {
@@ -44,24 +35,24 @@ t.run(async () => {
   const srv = await startParley();
   const s = await open(srv.port);
   // CONNECT in one frame whose header is cut after its first byte
-  const c = frame(1, 'CONNECT\naccept-version:1.2\nlogin:split\nheart-beat:0,0\n\n\0');
+  const c = wsFrame(1, 'CONNECT\naccept-version:1.2\nlogin:split\nheart-beat:0,0\n\n\0');
   s.write(c.slice(0, 1)); await sleep(50);
   s.write(c.slice(1, 3)); await sleep(50);
   s.write(c.slice(3));
   t.ok(await until(s, /CONNECTED/), 'a frame cut inside its header, across three reads, still parses');
-  s.write(frame(1, 'SUBSCRIBE\nid:0\ndestination:/room/split\nreceipt:s\n\n\0'));
+  s.write(wsFrame(1, 'SUBSCRIBE\nid:0\ndestination:/room/split\nreceipt:s\n\n\0'));
   t.ok(await until(s, /receipt-id:s/), 'idle in between: the next frame parses');
   // a SEND fragmented over three frames, in separate reads, a ping between
   const body = 'SEND\ndestination:/room/split\nreceipt:f\n\nfragmented hello\0';
-  s.write(frame(1, body.slice(0, 10), false)); await sleep(50);
-  s.write(frame(9, 'ping!')); await sleep(50);
-  s.write(frame(0, body.slice(10, 30), false)); await sleep(50);
-  s.write(frame(0, body.slice(30), true));
+  s.write(wsFrame(1, body.slice(0, 10), { fin: false })); await sleep(50);
+  s.write(wsFrame(9, 'ping!')); await sleep(50);
+  s.write(wsFrame(0, body.slice(10, 30), { fin: false })); await sleep(50);
+  s.write(wsFrame(0, body.slice(30)));
   t.ok(await until(s, /receipt-id:f/), 'a message fragmented over three reads, with a ping between, is one SEND');
   t.ok(await until(s, /fragmented hello/), 'and is delivered whole');
   t.ok(s.buf.includes(Buffer.from([0x8a, 5])), 'the ping got its pong');
   // a big frame (extended length) split in the middle of its payload
-  const big = frame(1, `SEND\ndestination:/room/split\nreceipt:b\n\n${'x'.repeat(3000)}\0`);
+  const big = wsFrame(1, `SEND\ndestination:/room/split\nreceipt:b\n\n${'x'.repeat(3000)}\0`);
   s.write(big.slice(0, 1500)); await sleep(50);
   s.write(big.slice(1500));
   t.ok(await until(s, /receipt-id:b/), 'a 3 KB frame split mid-payload parses');

@@ -13,7 +13,7 @@ const net = require('net');
 const path = require('path');
 const crypto = require('crypto');
 const { startParley, sleep, httpGet, ROOT } = require('../lib/parley');
-const { frameReader, stompTcp, stompWs } = require('../lib/stomp-raw');
+const { frameReader, stompTcp, stompWs, wsFrame } = require('../lib/stomp-raw');
 
 const SAN = process.env.PARLEY_BURST_ASAN === '1';
 const ASAN = path.resolve(ROOT, process.env.PARLEY_ASAN_BUILD || 'build-asan');
@@ -25,17 +25,6 @@ const pad = 'x'.repeat(120);
 function send(i, receipt) {
   const h = `SEND\ndestination:/room/burst\ncontent-type:text/plain\n${receipt ? `receipt:r${i}\n` : ''}\n`;
   return Buffer.from(`${h}burst ${i} ${pad}\0`);
-}
-
-// a masked client WebSocket frame (one STOMP frame)
-function wsFrame(payload) {
-  const mask = crypto.randomBytes(4);
-  let hdr;
-  if (payload.length < 126) hdr = Buffer.from([0x81, 0x80 | payload.length]);
-  else { hdr = Buffer.alloc(4); hdr[0] = 0x81; hdr[1] = 0x80 | 126; hdr.writeUInt16BE(payload.length, 2); }
-  const m = Buffer.alloc(payload.length);
-  for (let i = 0; i < payload.length; i++) m[i] = payload[i] ^ mask[i % 4];
-  return Buffer.concat([hdr, mask, m]);
 }
 
 // a raw WebSocket client: one socket write per call, server frames to STOMP
@@ -134,9 +123,9 @@ t.run(async () => {
   // 2. WebSocket: N masked frames in one write
   const seen = watch.frames.length;
   const w = await rawWs(srv.port);
-  w.sock.write(wsFrame(Buffer.from('CONNECT\naccept-version:1.2\nlogin:bob\nheart-beat:0,0\n\n\0')));
+  w.sock.write(wsFrame(1, Buffer.from('CONNECT\naccept-version:1.2\nlogin:bob\nheart-beat:0,0\n\n\0')));
   await until(() => w.frames.some((f) => f.command === 'CONNECTED'), 5000, 'CONNECTED over WebSocket');
-  const wsAll = Buffer.concat(frames.slice(0, N).map((f) => wsFrame(f)));
+  const wsAll = Buffer.concat(frames.slice(0, N).map((f) => wsFrame(1, f)));
   w.sock.write(wsAll);
   t.ok(await until(() => w.frames.filter((f) => f.command === 'RECEIPT').length === N, 10000, 'WebSocket receipts'),
     `WebSocket: a ${wsAll.length}-byte burst of ${N} frames gets ${N} receipts`);
