@@ -19,12 +19,17 @@
  * threads at once.  The plugin holds one connection and one mutex around it;
  * SQLite serialises writers anyway, and readers are short.
  *
- * Schema (version 1):
+ * Schema (version 2):
  *	rooms(name PRIMARY KEY, creator, created_ms, topic)
  *	messages(room, position, id, sender, ts_ms, content_type, body,
  *	    edited_ms, deleted, media_id, PRIMARY KEY(room, position)),
- *	    UNIQUE(room, id)
+ *	    UNIQUE INDEX messages_id_room (id, room)
  *	schema_version(version)
+ * Version 1 had the unique index on (room, id) (messages_room_id); the
+ * same constraint with id first puts a batch's index entries next to each
+ * other (ids are made in order), so a commit rewrites a few index pages
+ * instead of one per room it touches.  A version 1 database is migrated
+ * on open, in one transaction.
  * Only chat messages are rows; EDIT and DELETE events update the row they
  * name, presence and typing events are never stored.
  */
@@ -42,7 +47,9 @@
 
 #include "conflicts.h"
 
-#define SQ_SCHEMA_VERSION 1
+#define SQ_SCHEMA_VERSION 2
+#define SQ_STR_(x) #x
+#define SQ_STR(x) SQ_STR_(x)
 
 /* Prepared statements, prepared once at init and reused. */
 enum {
@@ -136,8 +143,8 @@ static const char sq_schema[] =
 	"  deleted INTEGER NOT NULL DEFAULT 0,"
 	"  media_id TEXT,"
 	"  PRIMARY KEY (room, position));"
-	"CREATE UNIQUE INDEX IF NOT EXISTS messages_room_id"
-	"  ON messages (room, id);";
+	"CREATE UNIQUE INDEX IF NOT EXISTS messages_id_room"
+	"  ON messages (id, room);";
 
 struct sq {
 	const struct parley_host *host;
@@ -690,10 +697,18 @@ sq_schema_init(struct sq *s, const char *path)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return (-1);
 	}
+	if (version == 1)
+		s->host->log(s->ctx, PARLEY_LOG_INFO, "%s: migrating the schema "
+		    "from version 1 to 2 (messages indexed by id, room)", path);
+	/* version 1: adds the (id, room) index, then drops (room, id) */
 	if (sqlite3_exec(s->db, sq_schema, NULL, NULL, &msg) != SQLITE_OK)
 		goto fail;
-	if (version == 0 && sqlite3_exec(s->db, "INSERT INTO schema_version "
-	    "(version) VALUES (1)", NULL, NULL, &msg) != SQLITE_OK)
+	if (version == 1 && sqlite3_exec(s->db, "DROP INDEX IF EXISTS "
+	    "messages_room_id", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	if (version < SQ_SCHEMA_VERSION && sqlite3_exec(s->db, "INSERT INTO "
+	    "schema_version (version) VALUES (" SQ_STR(SQ_SCHEMA_VERSION) ")",
+	    NULL, NULL, &msg) != SQLITE_OK)
 		goto fail;
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
 		goto fail;
