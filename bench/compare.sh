@@ -5,14 +5,17 @@
 #
 #   bench/compare.sh [-t parley,rabbitmq,reflector] [-n SUBS] [-d SECS]
 #                    [-s SIZE] [-w WINDOW] [-R RATES] [-I IDLE_CONNS]
-#                    [-r REPEATS] [-g] [-x GEN_ARGS] [-S CPU] [-G CPU]
-#                    [-o CSV] [-T] [SCENARIO...]
+#                    [-N SIZES] [-r REPEATS] [-g] [-x GEN_ARGS] [-S CPU]
+#                    [-G CPU] [-o CSV] [-T] [SCENARIO...]
 #
 # SCENARIO: fanout (default; a max-throughput run with a receipt window,
 # then one run per fixed rate in -R, comma-separated msg/s, default 10 --
 # a rate is skipped for a target whose max run reached less than half of
 # it), rooms, idle (-I connections, default 10000), storm, history (Parley
-# only: the others have no history).  Results are appended to the CSV
+# only: the others have no history), growth (a max fanout run per room
+# size in -N, default 100,300,1000,3000,10000, all with the same -w, so a
+# subscriber gets as many frames a turn in every size; on one server per
+# target and round, smallest first).  Results are appended to the CSV
 # (default bench/results/compare-YYYYmmdd-HHMMSS.csv).  -r runs each
 # measurement several times; the table shows the median run.  Repeats
 # take turns: each round starts every target afresh and runs it once, so
@@ -31,6 +34,7 @@ size=100
 window=64
 rates=10
 idle=10000
+sizes=100,300,1000,3000,10000
 reps=1
 grouped=0
 xargs=""
@@ -38,7 +42,7 @@ tableonly=0
 scpu=0
 gcpu=1
 csv=""
-while getopts t:n:d:s:w:R:I:r:gx:S:G:o:T o; do
+while getopts t:n:d:s:w:R:I:N:r:gx:S:G:o:T o; do
 	case $o in
 	t) targets=$OPTARG ;;
 	n) subs=$OPTARG ;;
@@ -47,6 +51,7 @@ while getopts t:n:d:s:w:R:I:r:gx:S:G:o:T o; do
 	w) window=$OPTARG ;;
 	R) rates=$OPTARG ;;
 	I) idle=$OPTARG ;;
+	N) sizes=$OPTARG ;;
 	r) reps=$OPTARG ;;
 	g) grouped=1 ;;
 	x) xargs=$OPTARG ;;
@@ -54,7 +59,7 @@ while getopts t:n:d:s:w:R:I:r:gx:S:G:o:T o; do
 	S) scpu=$OPTARG ;;
 	G) gcpu=$OPTARG ;;
 	o) csv=$OPTARG ;;
-	*) sed -n '2,24p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,27p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -124,14 +129,16 @@ lastcol() {
 # the machine was quiet (other processes under 20% of a CPU), at most
 # 3 x $runs tries; noisy runs stay in the CSV, the table skips them
 gen() {
-	t=$1 label=$2 sc=$3
+	# own names: the callers' t and sc are shell globals too (growth runs
+	# "fanout" inside scenario "growth")
+	gt=$1 glabel=$2 gsc=$3
 	shift 3
 	good=0 tries=0
 	while [ $good -lt "$runs" ] && [ $tries -lt $((runs * 3)) ]; do
 		tries=$((tries + 1))
-		echo "--- $t: $sc $label (round $round, run $tries, $good of $runs quiet so far)" >&2
-		"$pb" "$sc" -t "$t" -u "$wsurl" -p "$(pidof_target "$t")" \
-		    --cpu "$gcpu" --csv "$csv" --label "$label" -q $xargs "$@" || true
+		echo "--- $gt: $gsc $glabel (round $round, run $tries, $good of $runs quiet so far)" >&2
+		"$pb" "$gsc" -t "$gt" -u "$wsurl" -p "$(pidof_target "$gt")" \
+		    --cpu "$gcpu" --csv "$csv" --label "$glabel" -q $xargs "$@" || true
 		other=$(lastcol other_cpu_pct)
 		if [ "${other%.*}" -le 20 ] 2>/dev/null; then
 			good=$((good + 1))
@@ -244,6 +251,10 @@ measure() {
 		done ;;
 	rooms)
 		gen "$t" "max" rooms -n "$subs" -s "$size" -w "$window" -d "$dur" --drain 30 ;;
+	growth)
+		for n in $(echo "$sizes" | tr ',' ' '); do
+			gen "$t" "max" fanout -n "$n" -s "$size" -w "$window" -d "$dur" --drain 30
+		done ;;
 	idle)
 		gen "$t" "idle" idle -n "$idle" -d "$dur" ;;
 	storm)

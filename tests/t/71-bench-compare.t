@@ -2,8 +2,9 @@
 'use strict';
 // bench/compare.sh, the side-by-side runner, on a tiny load against a real
 // parleyd and the reflector: repeats take turns by default (each round starts
-// every target afresh), -g groups them, -x reaches every generator run, and
-// the table shows both targets with the ratio.  Speed is not checked here.
+// every target afresh), -g groups them, -x reaches every generator run,
+// growth runs each size of -N, and the table shows both targets with the
+// ratio.  Speed is not checked here.
 const t = require('../lib/tap');
 const fs = require('fs');
 const os = require('os');
@@ -51,8 +52,23 @@ t.run(async () => {
       t.like(r.stdout, /^fanout +max 20 +parley +\d +\d+ .* \d+\.\d\d \d+\/\d+/m, `${name}: table line for Parley with its ratio`);
       t.like(r.stdout, /^fanout +max 20 +reflector +\d +\d+ /m, `${name}: table line for the reflector`);
     }
+    // growth: one max run per size in -N, the same window for each
+    {
+      const csv = path.join(tmp, 'growth.csv');
+      const r = await runProgram('sh', [script, '-t', 'parley,reflector', '-N', '5,15', '-d', '1', '-w', '8', '-r', '1', '-o', csv, 'growth'], { env });
+      if (!t.is(r.code, 0, 'growth: compare.sh exits 0')) t.diag(r.stdout + r.stderr);
+      const rs = fs.existsSync(csv) ? rows(csv) : [];
+      for (const tg of ['parley', 'reflector']) {
+        const mine = rs.filter((x) => x.target === tg);
+        t.deep([...new Set(mine.map((x) => x.subs))], ['5', '15'], `growth: ${tg} ran 5, then 15 subscribers`);
+        t.ok(mine.length > 0 && mine.every((x) => x.scenario === 'fanout' && x.label === 'max' && x.window === '8' &&
+          x.received === x.expected && x.missing === '0'), `growth: ${tg}'s runs are max fanout runs at window 8 with nothing missing`);
+      }
+      t.like(r.stdout, /^fanout +max 15 +parley +\d +\d+ .* \d+\.\d\d \d+\/\d+/m, 'growth: a table line per size, with the ratio');
+    }
     const bad = await runProgram('sh', [script, '-q'], { env });
-    t.ok(bad.code !== 0 && /-g/.test(bad.stderr) && /-x GEN_ARGS/.test(bad.stderr), 'an unknown option prints the usage, which names -g and -x');
+    t.ok(bad.code !== 0 && /-g/.test(bad.stderr) && /-x GEN_ARGS/.test(bad.stderr) && /growth \(a max fanout run per room/.test(bad.stderr),
+      'an unknown option prints the usage, which names -g, -x and the growth scenario');
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
