@@ -1060,7 +1060,10 @@ report(void)
 		printf("  server pid %ld: RSS %ld KiB (peak %ld, before the "
 		    "clients %ld", opt.pid, srv1.rss_kib, srv_rss_peak,
 		    srvbase.rss_kib);
-		if (nready > 0)
+		if (nready > 0 && srv1.rss_kib < srvbase.rss_kib)
+			printf(", less than before the clients: memory of "
+			    "earlier runs went back, no figure per connection");
+		else if (nready > 0)
 			printf(", %.1f KiB per connection",
 			    (double)(srv1.rss_kib - srvbase.rss_kib) / nready);
 		printf("), CPU %.1f%%", secs > 0 ? srv_cpu / secs * 100 : 0);

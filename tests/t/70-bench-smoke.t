@@ -3,37 +3,16 @@
 // A short run of the load generator (bench/parley-bench) against a real
 // parleyd: correctness only — every expected delivery arrives, no gaps, no
 // duplicates, no reordering, no errors — over WebSocket and over TCP, with
-// several publishers per room, and for a history resume.  Speed targets live
+// several publishers per room, and for a history resume; idle and storm runs
+// record their connections without errors.  Speed targets live
 // in the benchmark (bench/compare.sh), not here.
 const t = require('../lib/tap');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
-const { startParley, freePort, sleep, runProgram, ROOT } = require('../lib/parley');
-
-const BUILD = process.env.PARLEY_BUILD ? path.resolve(process.env.PARLEY_BUILD) : path.join(ROOT, 'build');
-
-// The generator: built by the tree's build if the lead wired it in, else
-// built here from bench/Makefile into a private directory.
-async function generator(tmp) {
-  const built = path.join(BUILD, 'bench', 'parley-bench');
-  if (fs.existsSync(built)) return built;
-  const dir = path.join(tmp, 'bench');
-  fs.mkdirSync(dir);
-  const r = await runProgram('make', ['-s', '-C', path.join(ROOT, 'bench'), `B=${dir}`]);
-  if (r.code !== 0) throw new Error(`building bench/parley-bench failed:\n${r.stdout}${r.stderr}`);
-  return path.join(dir, 'parley-bench');
-}
-
-function lastRow(csvFile) {
-  const lines = fs.readFileSync(csvFile, 'utf8').trim().split('\n');
-  const head = lines[0].split(',');
-  const row = lines[lines.length - 1].split(',');
-  const o = {};
-  head.forEach((h, i) => { o[h] = row[i]; });
-  return o;
-}
+const { startParley, freePort, sleep, runProgram } = require('../lib/parley');
+const { generator, lastRow } = require('../lib/bench');
 
 t.run(async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-bench-smoke-'));
@@ -59,6 +38,22 @@ t.run(async () => {
       t.is(`${row.errors}/${row.conn_errors}`, '0/0', `${name}: no errors`);
       if (check) check(row, r);
       return row;
+    }
+
+    // first, on the fresh server (RSS per connection is measured from its
+    // RSS before the clients): 50 subscribed connections that only
+    // heart-beat; then a connect storm
+    for (const [name, args] of [['idle', ['idle', '-u', srv.ws, '-n', '50', '-d', '1']],
+      ['storm', ['storm', '-u', srv.ws, '-n', '100']]]) {
+      const r = await runProgram(pb, args.concat(['-p', String(srv.proc.pid), '--csv', csv, '--label', name, '-q']));
+      const row = fs.existsSync(csv) ? lastRow(csv) : {};
+      if (!t.is(r.code, 0, `${name}: generator exits 0`)) t.diag(r.stdout + r.stderr);
+      t.ok(row.label === name && row.scenario === name && row.subs === args[4], `${name}: a CSV row for ${args[4]} connections`);
+      t.is(`${row.errors}/${row.conn_errors}`, '0/0', `${name}: no errors`);
+      if (name === 'idle')
+        t.ok(Number(row.server_rss_kib) > 0 && Number(row.server_rss_per_conn_b) > 0, `idle: the server's RSS and RSS per connection (${row.server_rss_per_conn_b} B)`);
+      else
+        t.ok(Number(row.connects_per_s) > 0 && Number(row.connect_p99_us) > 0, `storm: connects/s (${row.connects_per_s}) and connect latency measured`);
     }
 
     // 1 room x 50 subscribers over WebSocket, receipt window

@@ -10,16 +10,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { ROOT, PARLEYD, PLUGIN_DIR, runProgram } = require('../lib/parley');
-
-function rows(csvFile) {
-  const lines = fs.readFileSync(csvFile, 'utf8').trim().split('\n');
-  const head = lines[0].split(',');
-  return lines.slice(1).map((l) => {
-    const v = l.split(','), o = {};
-    head.forEach((h, i) => { o[h] = v[i]; });
-    return o;
-  });
-}
+const { csvRows: rows } = require('../lib/bench');
 
 t.run(async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-compare-'));
