@@ -3,9 +3,11 @@
  * (reflect.c) in one binary.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,25 +50,58 @@ reflect_cmd(int argc, char **argv)
 	return reflect_main(ws, stomp, quiet, drop, dup);
 }
 
-/* print a free TCP port on 127.0.0.1 (for scripts; racy like all such) */
+/* can a listener bind 127.0.0.1:port now?  (0: let the kernel choose) */
 static int
-port_cmd(void)
+try_port(unsigned port)
 {
 	struct sockaddr_in sin;
 	socklen_t l = sizeof(sin);
-	int fd;
+	int fd, one = 1, got = -1;
 
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
-	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&sin, &l) == -1) {
+	sin.sin_port = htons((uint16_t)port);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &l) == 0)
+		got = ntohs(sin.sin_port);
+	close(fd);
+	return got;
+}
+
+/*
+ * Print a free TCP port on 127.0.0.1 for scripts.  Racy like all such, so it
+ * picks one below the kernel's ephemeral range, where no outgoing connection
+ * (the generator opens thousands) can take it before the server binds it.
+ */
+static int
+port_cmd(void)
+{
+	unsigned lo = 32768, hi = 60999;
+	FILE *f;
+	int i, p;
+
+	if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) != NULL) {
+		if (fscanf(f, "%u %u", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
+	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+	for (i = 0; lo >= 11000 && lo <= 65535 && i < 200; i++) {
+		p = try_port(10000 + (unsigned)random() % (lo - 10000));
+		if (p > 0) {
+			printf("%d\n", p);
+			return 0;
+		}
+	}
+	if ((p = try_port(0)) <= 0) {
 		perror("parley-bench port");
 		return 1;
 	}
-	printf("%d\n", ntohs(sin.sin_port));
-	close(fd);
+	printf("%d\n", p);
 	return 0;
 }
 

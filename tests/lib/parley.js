@@ -13,21 +13,13 @@ const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const net = require('net');
 const http = require('http');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const PARLEYD = process.env.PARLEYD ? path.resolve(process.env.PARLEYD) : path.join(ROOT, 'build', 'parleyd');
 const PLUGIN_DIR = process.env.PARLEY_PLUGIN_DIR ? path.resolve(process.env.PARLEY_PLUGIN_DIR) : path.join(ROOT, 'build', 'plugins', '.libs');
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
+const { freePort } = require('./ports');
 
 function iniText(sections) {
   let t = '';
@@ -96,6 +88,10 @@ async function startParley(opts = {}) {
   for (const [sec, kv] of Object.entries(opts.ini || {})) sections[sec] = Object.assign(sections[sec] || {}, kv);
   const cfgFile = path.join(dir, 'parley.ini');
   fs.writeFileSync(cfgFile, iniText(sections));
+  // ports this function chose itself (not the caller) may be re-chosen if
+  // another process took one before parleyd bound it
+  const ownPorts = !opts.port && opts.stompPort === undefined
+    && !(opts.ini && opts.ini.server && (opts.ini.server.listen || opts.ini.server.stomp_listen));
   const srv = {
     dir, port, stompPort, cfgFile,
     http: `http://127.0.0.1:${port}`,
@@ -145,7 +141,23 @@ async function startParley(opts = {}) {
       try { fs.rmSync(dir, { recursive: true, force: true }); } catch (e) { /* best effort */ }
     });
   }
-  await launch();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (e) {
+      if (!(ownPorts && attempt < 5 && srv.exited && /cannot listen on .*Address already in use/.test(srv.stderr))) throw e;
+      // lost the race for a port: pick new ones and say so
+      if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(`# startParley: ${srv.stderr.match(/cannot listen on [^\n]*/)[0]}; new ports\n`);
+      srv.port = await freePort();
+      srv.stompPort = await freePort();
+      srv.http = `http://127.0.0.1:${srv.port}`;
+      srv.ws = `ws://127.0.0.1:${srv.port}/ws`;
+      sections.server.listen = `127.0.0.1:${srv.port}`;
+      sections.server.stomp_listen = `127.0.0.1:${srv.stompPort}`;
+      fs.writeFileSync(cfgFile, iniText(sections));
+    }
+  }
   return srv;
 }
 

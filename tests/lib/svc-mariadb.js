@@ -24,7 +24,6 @@ const { spawn, execFile } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const net = require('net');
 
 function which(names) {
   const dirs = (process.env.PATH || '/usr/bin:/bin').split(':').concat(['/usr/sbin', '/usr/bin', '/sbin']);
@@ -40,14 +39,7 @@ function which(names) {
   return null;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
+const { freePort } = require('./ports');
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 

@@ -32,14 +32,7 @@ function which(names) {
   return null;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
+const { freePort } = require('./ports');
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 

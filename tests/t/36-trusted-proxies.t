@@ -15,7 +15,7 @@ const net = require('net');
 const path = require('path');
 const { spawn } = require('child_process');
 const t = require('../lib/tap');
-const { startParley, runParleyd, sleep, httpGet, ROOT } = require('../lib/parley');
+const { startParley, runParleyd, sleep, httpGet, freePort, ROOT } = require('../lib/parley');
 
 const servers = [];
 const procs = [];
@@ -161,7 +161,7 @@ t.run(async () => {
   const behind = await startParley({ ini: { limits: Object.assign({ trusted_proxies: '127.0.0.1' }, LIMITS) } });
   servers.push(behind);
   const ndir = fs.mkdtempSync('/tmp/parley-nginx-');
-  const nport = await new Promise((r) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
+  const nport = await freePort();
   fs.writeFileSync(path.join(ndir, 'nginx.conf'), `
 daemon off; worker_processes 1; pid ${ndir}/nginx.pid; error_log ${ndir}/error.log;
 events { worker_connections 256; }
