@@ -159,7 +159,18 @@ async function startMariadb(opts = {}) {
   }
 
   try {
-    await db.up();
+    // a port this function chose can be taken before mariadbd binds it (a
+    // parallel test picked the same one): choose again, up to 5 times
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await db.up();
+        break;
+      } catch (e) {
+        if (opts.port || attempt >= 5 || !/Address already in use/.test(e.message)) throw e;
+        db.port = await freePort();
+        try { fs.rmSync(errlog); } catch (e2) { /* none */ }
+      }
+    }
     await db.query(`CREATE DATABASE \`${db.database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;\n` +
       `CREATE USER ${lit(db.user)}@'127.0.0.1' IDENTIFIED BY ${lit(db.password)};\n` +
       `CREATE USER ${lit(db.user)}@'localhost' IDENTIFIED BY ${lit(db.password)};\n` +

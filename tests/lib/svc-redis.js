@@ -173,7 +173,19 @@ async function startRedis(opts = {}) {
     try { fs.rmSync(dir, { recursive: true, force: true }); } catch (e) { /* best effort */ }
   });
   try {
-    await r.up();
+    // a port this function chose can be taken before redis binds it (a
+    // parallel test picked the same one): choose again, up to 5 times
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await r.up();
+        break;
+      } catch (e) {
+        if (opts.port || attempt >= 5 || !/Address already in use/.test(r.log())) throw e;
+        r.port = await freePort();
+        r.url = `redis://${r.password ? ':' + encodeURIComponent(r.password) + '@' : ''}127.0.0.1:${r.port}/0`;
+        try { fs.rmSync(path.join(dir, 'redis.log')); } catch (e2) { /* none */ }
+      }
+    }
   } catch (e) {
     await r.stop().catch(() => {});
     throw e;
