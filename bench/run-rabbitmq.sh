@@ -1,7 +1,8 @@
 #!/bin/sh
 # Start or stop a private RabbitMQ (Debian's rabbitmq-server, 3.10) with
-# STOMP and Web-STOMP for the side-by-side benchmark.  Bench only: it is not
-# a test dependency (apt-get install rabbitmq-server).
+# STOMP and Web-STOMP for the side-by-side benchmark (and test 82, which
+# runs that side-by-side on a tiny load).  contrib/setup-debian.sh --test
+# installs rabbitmq-server.
 #
 #   bench/run-rabbitmq.sh [-c CPU] [-w WSPORT] start DIR
 #       prints "PID ws://127.0.0.1:WSPORT/ws tcp://127.0.0.1:STOMPPORT"

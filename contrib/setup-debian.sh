@@ -9,7 +9,7 @@ BUILD="build-essential autoconf automake libtool pkg-config
   libevent-dev libwslay-dev libiniparser-dev libjansson-dev libhttp-parser-dev
   libssl-dev libsqlite3-dev libhiredis-dev librdkafka-dev default-libmysqlclient-dev
   libmongoc-dev libcurl4-openssl-dev libjwt-dev libcrypt-dev"
-TEST="redis-server mariadb-server nginx chromium whois python3 python3-stomp gnuplot-nox
+TEST="redis-server mariadb-server nginx chromium whois python3 python3-stomp gnuplot-nox rabbitmq-server
   perl curl procps openssl valgrind"
 
 pkgs="$BUILD"

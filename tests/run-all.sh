@@ -4,7 +4,7 @@
 # Installs what is missing, builds (normal and ASan/UBSan), builds and runs
 # the unit tests, then runs every TAP test in tests/t with prove.  Each test
 # starts the services it needs (Redis, MariaDB, Kafka mock, Mongo-wire, S3,
-# nginx, Chromium) on loopback and stops them.  Ends with prove's summary.
+# nginx, Chromium, RabbitMQ) on loopback and stops them.  Ends with prove's summary.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
