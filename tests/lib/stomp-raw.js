@@ -14,6 +14,9 @@
 // Options: keep: false keeps no frames (a test counting megabytes of them
 // in onFrame); onFrame(f) sees each frame as it arrives; passcode.
 //
+//   stompFrame(cmd, headers, body)   one STOMP frame as bytes (what write
+//   sends), for a test that pipelines many in one socket write
+//
 //   wsFrame(opcode, payload, { mask, fin })   one WebSocket frame as bytes,
 //   masked (a client's) unless mask: false, FIN set unless fin: false
 const net = require('net');
@@ -31,6 +34,13 @@ function wsFrame(opcode, payload, { mask = true, fin = true } = {}) {
   const key = crypto.randomBytes(4);
   const masked = Buffer.from(payload.map((b, i) => b ^ key[i % 4]));
   return Buffer.concat([Buffer.from(head), key, masked]);
+}
+
+// One STOMP frame as bytes: command, headers as given (no escaping), body.
+function stompFrame(cmd, h = {}, body = '') {
+  let s = cmd + '\n';
+  for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
+  return Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]);
 }
 
 // Content-length aware frame splitter: feed it socket data.
@@ -69,11 +79,7 @@ function stompTcp(port, login, { keep = true, onFrame, ms = 5000, passcode } = {
       const tm = setTimeout(() => { waiters.splice(waiters.indexOf(check), 1); rej(new Error('timeout waiting for ' + what)); }, wms);
       waiters.push(check);
     });
-    c.write = (cmd, h = {}, body = '') => {
-      let s = cmd + '\n';
-      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
-      return sock.write(Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]));
-    };
+    c.write = (cmd, h = {}, body = '') => sock.write(stompFrame(cmd, h, body));
     sock.on('data', frameReader((f) => {
       if (f.command === 'CONNECTED') c.connected = true;
       if (keep) c.frames.push(f);
@@ -93,11 +99,7 @@ function stompWs(url, login, passcode) {
     const c = { ws, frames: [] };
     ws.on('message', frameReader((f) => c.frames.push(f)));
     ws.on('error', reject);
-    c.write = (cmd, h, body = '') => {
-      let s = cmd + '\n';
-      for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
-      ws.send(Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]));
-    };
+    c.write = (cmd, h, body = '') => ws.send(stompFrame(cmd, h, body));
     ws.on('open', () => {
       c.write('CONNECT', Object.assign({ 'accept-version': '1.2', host: 'parley', login }, passcode !== undefined ? { passcode } : {}));
       resolve(c);
@@ -105,4 +107,4 @@ function stompWs(url, login, passcode) {
   });
 }
 
-module.exports = { frameReader, stompTcp, stompWs, wsFrame };
+module.exports = { frameReader, stompFrame, stompTcp, stompWs, wsFrame };

@@ -15,17 +15,11 @@
 // server's own, in the frames.
 const t = require('../lib/tap');
 const { startParley } = require('../lib/parley');
-const { stompTcp } = require('../lib/stomp-raw');
+const { stompFrame, stompTcp } = require('../lib/stomp-raw');
 
 const LIMITS = { msg_rate: 0, byte_rate: 0, ip_max_connections: 0, ip_connect_rate: 0 };
 const N = 50000;		// flood messages, 7 MiB of SENDs
 const SUBS = 20;		// big room's subscribers
-
-function frame(cmd, h, body) {
-  let s = cmd + '\n';
-  for (const [k, v] of Object.entries(h)) s += `${k}:${v}\n`;
-  return Buffer.concat([Buffer.from(s + '\n'), Buffer.from(body), Buffer.from([0])]);
-}
 
 t.run(async () => {
   // subscribers here read as fast as node can: with a flood this big the
@@ -65,7 +59,7 @@ t.run(async () => {
     const body = 'f'.repeat(100);
     const parts = [];
     for (let i = 0; i < N; i++) {
-      parts.push(frame('SEND', Object.assign({ destination: '/room/big', 'content-type': 'text/plain' },
+      parts.push(stompFrame('SEND', Object.assign({ destination: '/room/big', 'content-type': 'text/plain' },
         i === N - 1 ? { receipt: 'flood-done' } : {}), body));
     }
     const flood = Buffer.concat(parts);
