@@ -18,20 +18,7 @@ const { wsFrame } = require('../lib/stomp-raw');
 const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
 
-const ASAN = path.resolve(ROOT, process.env.PARLEY_ASAN_BUILD || 'build-asan');
-const BIN = path.join(ASAN, 'parleyd');
-const PLUGINS = path.join(ASAN, 'plugins', '.libs');
-const SAN_ENV = {
-  ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=23',
-  UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
-  LSAN_OPTIONS: 'exitcode=23',
-};
-const SAN_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)Sanitizer|WARNING: AddressSanitizer/;
-
-function sanReport(log) {
-  const i = log.search(SAN_RE);
-  return i === -1 ? '' : log.slice(Math.max(0, i - 200), i + 6000);
-}
+const { ASAN_BIN: BIN, ASAN_PLUGINS: PLUGINS, SAN_ENV, sanReport, asanMissing } = require('../lib/asan');
 
 // send raw bytes on a fresh STOMP TCP connection (after CONNECT), wait for close
 function rawStomp(port, bad, { connect = true } = {}) {
@@ -79,8 +66,8 @@ const wsHeaders = (extra = {}) => Object.assign({ Upgrade: 'websocket', Connecti
   'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Protocol': 'v12.stomp' }, extra);
 
 t.run(async () => {
-  if (!fs.existsSync(BIN) || !fs.existsSync(path.join(PLUGINS, 'sqlite.so'))) {
-    t.ok(false, `ASan build present: ${BIN} and ${PLUGINS}/sqlite.so (tests/run-all.sh builds it: ../configure --enable-sanitizers)`);
+  if (asanMissing()) {
+    t.ok(false, asanMissing());
     return;
   }
   // config paths under the sanitizers

@@ -5,22 +5,15 @@
 // the log says how many were not written, and nothing is freed twice or
 // leaked on the way out (the ASan/UBSan build runs the same scenario).
 // Storage is mysql on a private MariaDB, stopped once parleyd runs.
-const fs = require('fs');
-const path = require('path');
 const t = require('../lib/tap');
-const { startParley, sleep, ROOT } = require('../lib/parley');
+const { startParley, sleep } = require('../lib/parley');
 const { stompTcp } = require('../lib/stomp-raw');
 const { withMariadb } = require('../lib/svc-mariadb');
 
 const servers = [];
 process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
 
-const SAN_ENV = {
-  ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=23',
-  UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
-  LSAN_OPTIONS: 'exitcode=23',
-};
-const SAN_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)Sanitizer/;
+const { ASAN_BIN, ASAN_PLUGINS, SAN_ENV, SAN_RE, asanMissing } = require('../lib/asan');
 const N = 8;
 
 async function until(pred, ms) {
@@ -67,9 +60,8 @@ async function run(db, label, binary, pluginDir) {
 
 t.run(() => withMariadb(t, async (db) => {
   await run(db, 'build');
-  const asan = path.resolve(ROOT, process.env.PARLEY_ASAN_BUILD || 'build-asan');
-  if (fs.existsSync(path.join(asan, 'parleyd')))
-    await run(db, 'ASan build', path.join(asan, 'parleyd'), path.join(asan, 'plugins', '.libs'));
+  if (!asanMissing())
+    await run(db, 'ASan build', ASAN_BIN, ASAN_PLUGINS);
   else
-    t.skip('ASan build', `no ${asan}/parleyd (tests/run-all.sh builds it)`);
+    t.skip('ASan build', asanMissing());
 }));

@@ -10,14 +10,12 @@
 const t = require('../lib/tap');
 const fs = require('fs');
 const net = require('net');
-const path = require('path');
 const crypto = require('crypto');
-const { startParley, sleep, httpGet, ROOT } = require('../lib/parley');
+const { startParley, sleep, httpGet } = require('../lib/parley');
 const { frameReader, stompTcp, stompWs, wsFrame } = require('../lib/stomp-raw');
 
 const SAN = process.env.PARLEY_BURST_ASAN === '1';
-const ASAN = path.resolve(ROOT, process.env.PARLEY_ASAN_BUILD || 'build-asan');
-const SAN_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)Sanitizer|WARNING: AddressSanitizer/;
+const { ASAN_BIN, ASAN_PLUGINS, SAN_ENV, SAN_RE } = require('../lib/asan');
 
 const N = 800;
 const pad = 'x'.repeat(120);
@@ -84,14 +82,10 @@ t.run(async () => {
   // no rate limit: the burst is the point here (56-limits.t covers pauses)
   const opts = { ini: { limits: { msg_rate: 0 } } };
   if (SAN) {
-    opts.binary = path.join(ASAN, 'parleyd');
+    opts.binary = ASAN_BIN;
     if (!fs.existsSync(opts.binary)) throw new Error(`ASan build missing: ${opts.binary} (tests/run-all.sh builds it)`);
-    opts.ini.server = { plugin_dir: path.join(ASAN, 'plugins', '.libs') };
-    opts.env = {
-      ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=23',
-      UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
-      LSAN_OPTIONS: 'exitcode=23',
-    };
+    opts.ini.server = { plugin_dir: ASAN_PLUGINS };
+    opts.env = SAN_ENV;
   }
   const srv = await startParley(opts);
   const watch = await stompWs(srv.ws, 'watcher');

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+'use strict';
+// The session fuzzer (contrib/fuzz-session.py) against the ASan/UBSan build:
+// random but plausible STOMP over TCP and WebSocket (subscriptions,
+// transactions, acks, edits, resume, broken frames and framing) and HTTP
+// (REST calls, malformed requests), from fixed seeds, so a run can be
+// replayed.  parleyd must keep answering /healthz, route a message between
+// two new clients at the end, print no sanitizer report and exit 0 on
+// SIGTERM with no leak.  PARLEY_FUZZ_SECONDS sets each seed's time (default
+// 8); PARLEY_FUZZ_SEEDS the seeds (default 1,2,3).
+const { execFile } = require('child_process');
+const path = require('path');
+const t = require('../lib/tap');
+const { startParley, ROOT } = require('../lib/parley');
+const { ASAN_BIN, ASAN_PLUGINS, SAN_ENV, sanReport, asanMissing } = require('../lib/asan');
+
+const FUZZ = path.join(ROOT, 'contrib', 'fuzz-session.py');
+const SECONDS = Number(process.env.PARLEY_FUZZ_SECONDS || 8);
+const SEEDS = (process.env.PARLEY_FUZZ_SEEDS || '1,2,3').split(',').map(Number);
+
+const servers = [];
+process.on('exit', () => { for (const s of servers) if (s.proc && !s.exited) s.proc.kill('SIGKILL'); });
+
+function fuzz(srv, seed, ws) {
+  return new Promise((resolve) => {
+    execFile('python3', [FUZZ, '--stomp', `127.0.0.1:${srv.stompPort}`, '--http', `127.0.0.1:${srv.port}`,
+      '--seed', String(seed), '--seconds', String(SECONDS), '--ws', String(ws)],
+    { timeout: (SECONDS + 60) * 1000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (err.code === undefined ? -1 : err.code) : 0, out: stdout + stderr });
+    });
+  });
+}
+
+t.run(async () => {
+  if (asanMissing()) {
+    t.ok(false, asanMissing());
+    return;
+  }
+  // the fuzzer opens connections as fast as it can: no per-address limits
+  const srv = await startParley({ binary: ASAN_BIN, env: SAN_ENV, startTimeoutMs: 30000,
+    ini: { server: { plugin_dir: ASAN_PLUGINS },
+      limits: { ip_max_connections: 0, ip_connect_rate: 0, msg_rate: 0, byte_rate: 0 } } });
+  servers.push(srv);
+  let i = 0;
+  for (const seed of SEEDS) {
+    const ws = [0.5, 0, 1][i++ % 3];	// mixed, TCP only, WebSocket only
+    const r = await fuzz(srv, seed, ws);
+    const m = /fuzz-session: (\d+) steps, (\d+) messages seen/.exec(r.out);
+    t.ok(r.code === 0 && m, `seed ${seed}, ${ws * 100}% WebSocket, ${SECONDS} s: parleyd kept serving` +
+      (m ? ` (${m[1]} steps, ${m[2]} messages delivered to the fuzzer)` : ''));
+    if (r.code !== 0) t.diag(r.out.slice(-2000));
+    // the fuzzer must reach past CONNECT: messages routed to its clients
+    t.ok(m && Number(m[2]) > 100, `seed ${seed}: the traffic went deep enough to route messages`);
+    const rep = sanReport(srv.log());
+    t.is(rep, '', `seed ${seed}: no sanitizer report`);
+    if (rep || srv.exited) break;
+  }
+  // every kind of error the protocol names came up at least once
+  const log = srv.log();
+  for (const re of [/WebSocket: unmasked client frame/, /STOMP error: frame too large/, /no such transaction/,
+    /bad HTTP request/, /undefined escape sequence/])
+    t.like(log, re, `the fuzzer reached: ${re.source}`);
+  const code = await srv.stop(30000);
+  t.is(code, 0, `SIGTERM: exit 0 (got ${code}; 23 is a sanitizer report)`);
+  t.is(sanReport(srv.log()), '', 'no sanitizer report at exit (leaks included)');
+});
