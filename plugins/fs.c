@@ -27,6 +27,8 @@
 
 #include <parley/plugin.h>
 
+#include "pathcheck.h"
+
 struct fs {
 	const struct parley_host *host;
 	struct parley_ctx *ctx;
@@ -52,6 +54,54 @@ id_valid(const char *id)
 	return i > 0;
 }
 
+/*
+ * Read [fs] into *dirp (the resolved dir, caller frees).  Shared by init
+ * and check, so that -t reads every key init reads.  0 or -1 after logging.
+ */
+static int
+fs_config(const struct parley_host *host, struct parley_ctx *ctx, char **dirp)
+{
+	char *dir;
+
+	if ((dir = host->config_path(ctx, "dir", "media")) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return -1;
+	}
+	if (dir[0] == '\0') {
+		host->log(ctx, PARLEY_LOG_ERROR, "dir = '': expected a "
+		    "directory");
+		free(dir);
+		return -1;
+	}
+	*dirp = dir;
+	return 0;
+}
+
+/* dir exists: is it a directory we can write in?  0 or -1 after logging. */
+static int
+fs_dir_usable(const struct parley_host *host, struct parley_ctx *ctx,
+    const char *dir)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) == -1) {
+		host->log(ctx, PARLEY_LOG_ERROR, "dir = '%s': %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		host->log(ctx, PARLEY_LOG_ERROR, "dir = '%s': not a "
+		    "directory", dir);
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) == -1) {
+		host->log(ctx, PARLEY_LOG_ERROR, "dir = '%s': not "
+		    "writable: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 fs_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 {
@@ -61,7 +111,7 @@ fs_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		return -1;
 	f->host = host;
 	f->ctx = ctx;
-	if ((f->dir = host->config_path(ctx, "dir", "media")) == NULL) {
+	if (fs_config(host, ctx, &f->dir) == -1) {
 		free(f);
 		return -1;
 	}
@@ -72,9 +122,7 @@ fs_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		free(f);
 		return -1;
 	}
-	if (access(f->dir, W_OK | X_OK) == -1) {
-		host->log(ctx, PARLEY_LOG_ERROR, "dir = '%s': not "
-		    "writable: %s", f->dir, strerror(errno));
+	if (fs_dir_usable(host, ctx, f->dir) == -1) {
 		free(f->dir);
 		free(f);
 		return -1;
@@ -82,6 +130,48 @@ fs_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	host->log(ctx, PARLEY_LOG_INFO, "media files in %s", f->dir);
 	*state = f;
 	return 0;
+}
+
+/*
+ * parleyd -t: what init would say, creating nothing.  An existing dir
+ * must be a writable directory; a missing one needs a parent directory
+ * init's mkdir (not mkdir -p) can create it in.
+ */
+static int
+fs_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	struct stat sb;
+	char *dir, *parent;
+	int err, rv = 0;
+
+	if (fs_config(host, ctx, &dir) == -1)
+		return -1;
+	if (stat(dir, &sb) == 0) {
+		rv = fs_dir_usable(host, ctx, dir);
+		free(dir);
+		return rv;
+	}
+	if (errno != ENOENT) {
+		host->log(ctx, PARLEY_LOG_ERROR, "dir = '%s': cannot "
+		    "create: %s", dir, strerror(errno));
+		free(dir);
+		return -1;
+	}
+	if ((err = pathcheck_parent(dir, &parent)) == ENOMEM) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		free(dir);
+		return -1;
+	}
+	if (err != 0) {
+		host->log(ctx, PARLEY_LOG_ERROR, "dir = '%s': cannot "
+		    "create: %s", dir, strerror(err));
+		rv = -1;
+	} else
+		host->log(ctx, PARLEY_LOG_INFO, "dir = '%s': missing; "
+		    "parleyd will create it", dir);
+	free(parent);
+	free(dir);
+	return rv;
 }
 
 static void
@@ -362,6 +452,7 @@ static const struct parley_plugin fs_plugin = {
 	.init = fs_init,
 	.fini = fs_fini,
 	.media = &fs_ops,
+	.check = fs_check,
 };
 
 PARLEY_PLUGIN_EXPORT const struct parley_plugin *

@@ -1468,6 +1468,65 @@ str_key(struct jwt_state *st, const char *key)
 	return (v != NULL && v[0] != '\0' ? v : NULL);
 }
 
+/*
+ * Read [jwt] into st and load the keys it names into st->keys.  Shared by
+ * init and check, so that -t reads every key init reads.  0, or -1 after
+ * logging why (the caller frees st either way).
+ */
+static int
+jwt_config(struct jwt_state *st)
+{
+	const struct parley_host *host = st->host;
+	struct parley_ctx *ctx = st->ctx;
+
+	st->secret = str_key(st, "secret");
+	if (str_key(st, "secret_file") != NULL &&
+	    (st->secret_file = host->config_path(ctx, "secret_file",
+	    NULL)) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return (-1);
+	}
+	if (str_key(st, "public_key") != NULL &&
+	    (st->public_key = host->config_path(ctx, "public_key",
+	    NULL)) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return (-1);
+	}
+	st->algorithms = str_key(st, "algorithms");
+	st->issuer = str_key(st, "issuer");
+	st->audience = str_key(st, "audience");
+	st->roles_claim = host->config_get(ctx, "roles_claim", "roles");
+	st->grants_claim = host->config_get(ctx, "grants_claim", "rooms");
+	if (host->config_int(ctx, "leeway", 30, 0, 86400, &st->leeway) == -1 ||
+	    host->config_bool(ctx, "require_exp", 1, &st->require_exp) == -1)
+		return (-1);
+	if (st->secret != NULL && st->secret_file != NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "secret and secret_file are "
+		    "both set: keep one");
+		return (-1);
+	}
+	if (st->secret == NULL && st->secret_file == NULL &&
+	    st->public_key == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "no key: set secret or "
+		    "secret_file (HS256) or public_key (RS256/ES256)");
+		return (-1);
+	}
+	if (st->roles_claim[0] == '\0' || st->grants_claim[0] == '\0') {
+		host->log(ctx, PARLEY_LOG_ERROR, "roles_claim and grants_claim "
+		    "need a claim name");
+		return (-1);
+	}
+	if ((st->keys = keys_load(st)) == NULL)
+		return (-1);
+	if (st->issuer == NULL || st->audience == NULL)
+		host->log(ctx, PARLEY_LOG_WARN, "%s not set: tokens minted for "
+		    "other services with the same key are accepted",
+		    st->issuer == NULL && st->audience == NULL ?
+		    "issuer and audience" : st->issuer == NULL ? "issuer" :
+		    "audience");
+	return (0);
+}
+
 static int
 jwt_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 {
@@ -1481,36 +1540,7 @@ jwt_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	}
 	st->host = host;
 	st->ctx = ctx;
-	st->secret = str_key(st, "secret");
-	if (str_key(st, "secret_file") != NULL)
-		st->secret_file = host->config_path(ctx, "secret_file", NULL);
-	if (str_key(st, "public_key") != NULL)
-		st->public_key = host->config_path(ctx, "public_key", NULL);
-	st->algorithms = str_key(st, "algorithms");
-	st->issuer = str_key(st, "issuer");
-	st->audience = str_key(st, "audience");
-	st->roles_claim = host->config_get(ctx, "roles_claim", "roles");
-	st->grants_claim = host->config_get(ctx, "grants_claim", "rooms");
-	if (host->config_int(ctx, "leeway", 30, 0, 86400, &st->leeway) == -1 ||
-	    host->config_bool(ctx, "require_exp", 1, &st->require_exp) == -1)
-		goto fail;
-	if (st->secret != NULL && st->secret_file != NULL) {
-		host->log(ctx, PARLEY_LOG_ERROR, "secret and secret_file are "
-		    "both set: keep one");
-		goto fail;
-	}
-	if (st->secret == NULL && st->secret_file == NULL &&
-	    st->public_key == NULL) {
-		host->log(ctx, PARLEY_LOG_ERROR, "no key: set secret or "
-		    "secret_file (HS256) or public_key (RS256/ES256)");
-		goto fail;
-	}
-	if (st->roles_claim[0] == '\0' || st->grants_claim[0] == '\0') {
-		host->log(ctx, PARLEY_LOG_ERROR, "roles_claim and grants_claim "
-		    "need a claim name");
-		goto fail;
-	}
-	if ((st->keys = keys_load(st)) == NULL)
+	if (jwt_config(st) == -1)
 		goto fail;
 	if (pthread_rwlock_init(&st->lock, NULL) != 0) {
 		host->log(ctx, PARLEY_LOG_ERROR, "pthread_rwlock_init failed");
@@ -1525,17 +1555,29 @@ jwt_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	host->log(ctx, PARLEY_LOG_INFO, "accepting %s tokens%s%s%s%s", list,
 	    st->issuer ? " from " : "", st->issuer ? st->issuer : "",
 	    st->audience ? " for " : "", st->audience ? st->audience : "");
-	if (st->issuer == NULL || st->audience == NULL)
-		host->log(ctx, PARLEY_LOG_WARN, "%s not set: tokens minted for "
-		    "other services with the same key are accepted",
-		    st->issuer == NULL && st->audience == NULL ?
-		    "issuer and audience" : st->issuer == NULL ? "issuer" :
-		    "audience");
 	*state = st;
 	return (0);
 fail:
 	state_free(st);
 	return (-1);
+}
+
+/* parleyd -t: read the section and the key files as init does. */
+static int
+jwt_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	struct jwt_state *st;
+	int rv;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return (-1);
+	}
+	st->host = host;
+	st->ctx = ctx;
+	rv = jwt_config(st);
+	state_free(st);
+	return (rv);
 }
 
 static int
@@ -1580,6 +1622,7 @@ static const struct parley_plugin jwt_plugin = {
 	.fini = jwt_fini,
 	.reload = jwt_reload,
 	.auth = &jwt_ops,
+	.check = jwt_check,
 };
 
 PARLEY_PLUGIN_EXPORT const struct parley_plugin *

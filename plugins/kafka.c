@@ -107,6 +107,7 @@ struct kbp {
 	/* configuration */
 	const char *brokers;
 	const char *topic;
+	const char *groupcfg;	/* [kafka] group */
 	char *group;		/* persist group */
 	char *fangroup;		/* fan-out consumer's group.id (shared) */
 	long long partitions_cfg;	/* expected count, 0 = any */
@@ -1496,16 +1497,22 @@ kb_read_range(void *state, const char *room, uint64_t after, size_t limit,
 
 /* ------------------------------------------------------------ init/fini */
 
-static void kb_fini(void *state);
-
+/*
+ * Read and check the [kafka] section into b (host and ctx set): what init
+ * and check (parleyd -t) share, so -t checks every key init reads.  Sets
+ * brokers, topic, the numbers, from_oldest, groupcfg (the configured name:
+ * init adds the instance), client_id and pass, and returns the producer's
+ * configuration in *confp (every kafka.* key set: librdkafka checks names
+ * and values), which the caller owns.  Connects to nothing.  Returns 0, or
+ * -1 after logging; kb_config_free() frees what it set either way.
+ */
 static int
-kb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+kb_config(struct kbp *b, rd_kafka_conf_t **confp)
 {
+	const struct parley_host *host = b->host;
+	struct parley_ctx *ctx = b->ctx;
 	const char *const *keys;
-	const char *from, *g;
-	rd_kafka_conf_t *conf;
-	struct kbp *b;
-	char err[512];
+	const char *from;
 	size_t nkeys, i, n;
 	const char *prodkv[] = {
 		"enable.idempotence", "true",
@@ -1513,19 +1520,13 @@ kb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		NULL
 	};
 
-	if ((b = calloc(1, sizeof(*b))) == NULL) {
-		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
-		return (-1);
-	}
-	b->host = host;
-	b->ctx = ctx;
-	b->ready = -1;
+	*confp = NULL;
 	b->brokers = host->config_get(ctx, "brokers", "127.0.0.1:9092");
 	b->topic = host->config_get(ctx, "topic", "parley");
 	if (b->brokers[0] == '\0' || b->topic[0] == '\0') {
 		host->log(ctx, PARLEY_LOG_ERROR, "[kafka] brokers and topic "
 		    "must not be empty");
-		goto fail;
+		return (-1);
 	}
 	if (host->config_int(ctx, "partitions", 0, 0, 100000,
 	    &b->partitions_cfg) == -1 ||
@@ -1541,31 +1542,22 @@ kb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	    &b->range_scan_max) == -1 ||
 	    host->config_int(ctx, "metadata_timeout_ms", 3000, 100, 600000,
 	    &b->meta_timeout_ms) == -1)
-		goto fail;
+		return (-1);
 	from = host->config_get(ctx, "persist_from", "oldest");
 	if (strcmp(from, "oldest") == 0)
 		b->from_oldest = 1;
 	else if (strcmp(from, "newest") != 0) {
 		host->log(ctx, PARLEY_LOG_ERROR, "[kafka] persist_from = %s: "
 		    "expected oldest or newest", from);
-		goto fail;
+		return (-1);
 	}
-	b->shared = host->storage_shared(ctx) == 1;
-	g = host->config_get(ctx, "group", "parley-persist");
-	if (g[0] == '\0') {
+	b->groupcfg = host->config_get(ctx, "group", "parley-persist");
+	if (b->groupcfg[0] == '\0') {
 		host->log(ctx, PARLEY_LOG_ERROR, "[kafka] group is empty");
-		goto fail;
+		return (-1);
 	}
-	n = strlen(g) + strlen(host->instance_id(ctx)) + 16;
-	if ((b->group = malloc(n)) == NULL || (b->fangroup = malloc(n)) ==
-	    NULL || (b->client_id = strdup(host->instance_id(ctx))) == NULL)
+	if ((b->client_id = strdup(host->instance_id(ctx))) == NULL)
 		goto nomem;
-	if (b->shared)
-		snprintf(b->group, n, "%s", g);
-	else {
-		snprintf(b->group, n, "%s-%s", g, host->instance_id(ctx));
-	}
-	snprintf(b->fangroup, n, "parley-fanout-%s", host->instance_id(ctx));
 
 	/* kafka.* keys, passed through to every client */
 	keys = host->config_keys(ctx, &nkeys);
@@ -1578,8 +1570,58 @@ kb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		b->pass[n++] = host->config_get(ctx, keys[i], "");
 	}
 	/* properties this plugin depends on win over kafka.* */
-	if ((conf = conf_for(b, ROLE_PRODUCER, prodkv)) == NULL)
+	if ((*confp = conf_for(b, ROLE_PRODUCER, prodkv)) == NULL)
+		return (-1);
+	return (0);
+nomem:
+	host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+	return (-1);
+}
+
+/* Free what kb_config() set. */
+static void
+kb_config_free(struct kbp *b)
+{
+	free(b->pass);
+	free(b->client_id);
+	b->pass = NULL;
+	b->client_id = NULL;
+}
+
+static void kb_fini(void *state);
+
+static int
+kb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+{
+	rd_kafka_conf_t *conf;
+	struct kbp *b;
+	char err[512];
+	size_t n;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return (-1);
+	}
+	b->host = host;
+	b->ctx = ctx;
+	b->ready = -1;
+	if (kb_config(b, &conf) == -1)
 		goto fail;
+	b->shared = host->storage_shared(ctx) == 1;
+	n = strlen(b->groupcfg) + strlen(host->instance_id(ctx)) + 16;
+	if ((b->group = malloc(n)) == NULL || (b->fangroup = malloc(n)) ==
+	    NULL) {
+		rd_kafka_conf_destroy(conf);
+		goto nomem;
+	}
+	if (b->shared)
+		snprintf(b->group, n, "%s", b->groupcfg);
+	else {
+		snprintf(b->group, n, "%s-%s", b->groupcfg,
+		    host->instance_id(ctx));
+	}
+	snprintf(b->fangroup, n, "parley-fanout-%s", host->instance_id(ctx));
+
 	rd_kafka_conf_set_opaque(conf, b);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
@@ -1662,7 +1704,7 @@ kb_fini(void *state)
 			rd_kafka_topic_destroy(b->prkt);
 		rd_kafka_destroy(b->prod);
 	}
-	free(b->pass);
+	kb_config_free(b);
 	if (b->parts != NULL) {
 		for (k = 0; k < b->nparts; k++) {
 			seen_free(&b->parts[k].seen);
@@ -1680,8 +1722,29 @@ kb_fini(void *state)
 	free(b->buckets);
 	free(b->group);
 	free(b->fangroup);
-	free(b->client_id);
 	free(b);
+}
+
+/* parleyd -t: read and check the [kafka] section, connect to nothing. */
+static int
+kb_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	rd_kafka_conf_t *conf;
+	struct kbp *b;
+	int rv;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return (-1);
+	}
+	b->host = host;
+	b->ctx = ctx;
+	rv = kb_config(b, &conf);
+	if (conf != NULL)
+		rd_kafka_conf_destroy(conf);
+	kb_config_free(b);
+	free(b);
+	return (rv);
 }
 
 static const struct parley_backplane_ops kb_ops = {
@@ -1702,6 +1765,7 @@ static const struct parley_plugin kb_plugin = {
 	.description = "Kafka backplane (shared, durable, persist feed)",
 	.init = kb_init,
 	.fini = kb_fini,
+	.check = kb_check,
 	.backplane = &kb_ops,
 };
 

@@ -62,6 +62,8 @@ struct mg {
 	mongoc_client_pool_t *pool;
 	char *dbname;
 	char where[256];	/* host list and database, for messages */
+	long long pool_size;	/* configuration */
+	const char *wcname;	/* write_concern (owned by the host) */
 	pthread_mutex_t wlock;	/* one writer at a time (see above) */
 };
 
@@ -1183,6 +1185,16 @@ mg_log_to(const struct parley_host *host, struct parley_ctx *ctx)
 	pthread_mutex_unlock(&mg_log_lock);
 }
 
+/* ctx goes away: libmongoc's log no longer goes to it. */
+static void
+mg_log_drop(struct parley_ctx *ctx)
+{
+	pthread_mutex_lock(&mg_log_lock);
+	if (mg_log_ctx == ctx)
+		mg_log_host = NULL;
+	pthread_mutex_unlock(&mg_log_lock);
+}
+
 static void
 mg_library_init(void)
 {
@@ -1198,6 +1210,17 @@ mg_library_fini(void)
 		mongoc_cleanup();
 }
 
+/* Free what mg_config allocated. */
+static void
+mg_config_free(struct mg *s)
+{
+	if (s->uri != NULL)
+		mongoc_uri_destroy(s->uri);
+	s->uri = NULL;
+	free(s->dbname);
+	s->dbname = NULL;
+}
+
 static void
 mg_fini(void *state)
 {
@@ -1205,15 +1228,10 @@ mg_fini(void *state)
 
 	if (s == NULL)
 		return;
-	pthread_mutex_lock(&mg_log_lock);
-	if (mg_log_ctx == s->ctx)
-		mg_log_host = NULL;
-	pthread_mutex_unlock(&mg_log_lock);
+	mg_log_drop(s->ctx);
 	if (s->pool != NULL)
 		mongoc_client_pool_destroy(s->pool);
-	if (s->uri != NULL)
-		mongoc_uri_destroy(s->uri);
-	free(s->dbname);
+	mg_config_free(s);
 	pthread_mutex_destroy(&s->wlock);
 	free(s);
 }
@@ -1253,43 +1271,35 @@ parse_wc(const struct parley_host *host, struct parley_ctx *ctx,
 	return (0);
 }
 
+/*
+ * Read and check every key of the section (init and check): s->uri with
+ * the write concern, timeouts and pool size set, s->dbname, s->where,
+ * s->pool_size and s->wcname.  Returns 0, or -1 after logging; either way
+ * what it allocated is s's (mg_config_free).
+ */
 static int
-mg_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+mg_config(const struct parley_host *host, struct parley_ctx *ctx,
+    struct mg *s)
 {
-	struct mg *s;
 	mongoc_write_concern_t *wc;
-	mongoc_client_t *client;
 	const mongoc_host_list_t *hl;
-	const char *uristr, *db, *wcs;
-	char err[512] = "";
+	const char *uristr, *db;
 	bson_error_t e;
 	long long pool, wtimeout;
 	size_t off;
 
-	pthread_once(&mg_once, mg_library_init);
-	mg_log_to(host, ctx);
 	if (host->config_int(ctx, "pool_size", 4, 1, 1000, &pool) == -1 ||
 	    host->config_int(ctx, "wtimeout_ms", 10000, 0, 3600 * 1000,
 	    &wtimeout) == -1)
 		return (-1);
+	s->pool_size = pool;
 	uristr = host->config_get(ctx, "uri", "mongodb://127.0.0.1:27017");
-	wcs = host->config_get(ctx, "write_concern", "1");
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
-		return (-1);
-	}
-	s->host = host;
-	s->ctx = ctx;
-	if ((errno = pthread_mutex_init(&s->wlock, NULL)) != 0) {
-		host->log(ctx, PARLEY_LOG_ERROR, "mutex: %s", strerror(errno));
-		free(s);
-		return (-1);
-	}
+	s->wcname = host->config_get(ctx, "write_concern", "1");
 	if ((s->uri = mongoc_uri_new_with_error(uristr, &e)) == NULL) {
 		/* the URI may hold a password: do not log it */
 		host->log(ctx, PARLEY_LOG_ERROR, "uri: not a MongoDB URI: %s",
 		    e.message);
-		goto fail;
+		return (-1);
 	}
 	db = host->config_get(ctx, "database", NULL);
 	if (db == NULL || db[0] == '\0')
@@ -1298,7 +1308,7 @@ mg_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		db = "parley";
 	if ((s->dbname = strdup(db)) == NULL) {
 		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
-		goto fail;
+		return (-1);
 	}
 	off = 0;
 	for (hl = mongoc_uri_get_hosts(s->uri); hl != NULL &&
@@ -1310,9 +1320,9 @@ mg_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		    s->dbname);
 
 	wc = mongoc_write_concern_new();
-	if (parse_wc(host, ctx, wcs, wtimeout, wc) == -1) {
+	if (parse_wc(host, ctx, s->wcname, wtimeout, wc) == -1) {
 		mongoc_write_concern_destroy(wc);
-		goto fail;
+		return (-1);
 	}
 	if (mongoc_write_concern_get_w(wc) == MONGOC_WRITE_CONCERN_W_UNACKNOWLEDGED)
 		host->log(ctx, PARLEY_LOG_WARN, "write_concern = 0: writes are "
@@ -1325,6 +1335,53 @@ mg_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	uri_default(s->uri, MONGOC_URI_SOCKETTIMEOUTMS, 30000);
 	mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_MAXPOOLSIZE,
 	    (int32_t)pool);
+	return (0);
+}
+
+/*
+ * parleyd -t: the configuration only.  No client pool: creating one
+ * resolves a mongodb+srv:// URI's hosts in DNS.
+ */
+static int
+mg_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	struct mg s;
+	int ret;
+
+	pthread_once(&mg_once, mg_library_init);
+	mg_log_to(host, ctx);
+	memset(&s, 0, sizeof(s));
+	s.host = host;
+	s.ctx = ctx;
+	ret = mg_config(host, ctx, &s);
+	mg_config_free(&s);
+	mg_log_drop(ctx);
+	return (ret);
+}
+
+static int
+mg_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+{
+	struct mg *s;
+	mongoc_client_t *client;
+	char err[512] = "";
+	bson_error_t e;
+
+	pthread_once(&mg_once, mg_library_init);
+	mg_log_to(host, ctx);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return (-1);
+	}
+	s->host = host;
+	s->ctx = ctx;
+	if ((errno = pthread_mutex_init(&s->wlock, NULL)) != 0) {
+		host->log(ctx, PARLEY_LOG_ERROR, "mutex: %s", strerror(errno));
+		free(s);
+		return (-1);
+	}
+	if (mg_config(host, ctx, s) == -1)
+		goto fail;
 
 	if ((s->pool = mongoc_client_pool_new_with_error(s->uri, &e)) ==
 	    NULL) {
@@ -1347,8 +1404,8 @@ mg_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	}
 	mongoc_client_pool_push(s->pool, client);
 	host->log(ctx, PARLEY_LOG_INFO, "%s: connected (libmongoc %s, write "
-	    "concern %s, pool of %lld)", s->where, mongoc_get_version(), wcs,
-	    pool);
+	    "concern %s, pool of %lld)", s->where, mongoc_get_version(),
+	    s->wcname, s->pool_size);
 	*state = s;
 	return (0);
 fail:
@@ -1378,6 +1435,7 @@ static const struct parley_plugin mg_plugin = {
 	.init = mg_init,
 	.fini = mg_fini,
 	.storage = &mg_ops,
+	.check = mg_check,
 };
 
 PARLEY_PLUGIN_EXPORT const struct parley_plugin *

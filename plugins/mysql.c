@@ -204,6 +204,7 @@ struct my {
 	const char *hostname, *user, *password, *database, *socket;
 	unsigned port;
 	unsigned connect_timeout_s, io_timeout_s;
+	size_t pool_size;
 	int create_schema;
 	size_t max_body;	/* bodies above: skipped (max_allowed_packet) */
 	int libref;		/* holds a reference on the client library */
@@ -1643,31 +1644,27 @@ config_secs(const struct parley_host *host, struct parley_ctx *ctx,
 	return (0);
 }
 
+/*
+ * Read and check every key of the section into s's configuration fields
+ * (init and check).  Allocates nothing.  Returns 0, or -1 after logging.
+ */
 static int
-my_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+my_config(const struct parley_host *host, struct parley_ctx *ctx,
+    struct my *s)
 {
-	struct my *s;
-	char err[512] = "", buf[64];
 	long long port, pool;
-	int create, i;
+	int create;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
-		return (-1);
-	}
-	s->host = host;
-	s->ctx = ctx;
 	if (host->config_int(ctx, "port", 3306, 1, 65535, &port) == -1 ||
 	    host->config_int(ctx, "pool_size", 4, 1, 256, &pool) == -1 ||
 	    config_secs(host, ctx, "connect_timeout_ms", 5000,
 	    &s->connect_timeout_s) == -1 ||
 	    config_secs(host, ctx, "io_timeout_ms", 30000,
 	    &s->io_timeout_s) == -1 ||
-	    host->config_bool(ctx, "create_schema", 1, &create) == -1) {
-		free(s);
+	    host->config_bool(ctx, "create_schema", 1, &create) == -1)
 		return (-1);
-	}
 	s->port = (unsigned)port;
+	s->pool_size = (size_t)pool;
 	s->create_schema = create;
 	s->hostname = host->config_get(ctx, "host", "127.0.0.1");
 	s->user = host->config_get(ctx, "user", "parley");
@@ -1679,7 +1676,6 @@ my_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	if (s->hostname[0] == '\0' || s->database[0] == '\0') {
 		host->log(ctx, PARLEY_LOG_ERROR, "host and database must not be "
 		    "empty");
-		free(s);
 		return (-1);
 	}
 	if (s->socket != NULL)
@@ -1688,6 +1684,38 @@ my_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	else
 		snprintf(s->where, sizeof(s->where), "%s@%s:%u/%s", s->user,
 		    s->hostname, s->port, s->database);
+	return (0);
+}
+
+/* parleyd -t: the configuration only; no client library, no connection. */
+static int
+my_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	struct my s;
+
+	memset(&s, 0, sizeof(s));
+	s.host = host;
+	s.ctx = ctx;
+	return (my_config(host, ctx, &s));
+}
+
+static int
+my_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+{
+	struct my *s;
+	char err[512] = "", buf[64];
+	int i;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return (-1);
+	}
+	s->host = host;
+	s->ctx = ctx;
+	if (my_config(host, ctx, s) == -1) {
+		free(s);
+		return (-1);
+	}
 	if ((errno = pthread_mutex_init(&s->lock, NULL)) != 0) {
 		host->log(ctx, PARLEY_LOG_ERROR, "mutex: %s", strerror(errno));
 		free(s);
@@ -1705,11 +1733,11 @@ my_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		goto fail;
 	}
 	s->libref = 1;
-	if ((s->conns = calloc((size_t)pool, sizeof(*s->conns))) == NULL) {
+	if ((s->conns = calloc(s->pool_size, sizeof(*s->conns))) == NULL) {
 		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
 		goto fail;
 	}
-	s->nconns = (size_t)pool;
+	s->nconns = s->pool_size;
 
 	/* The first connection checks everything before we say yes. */
 	if (conn_open(s, &s->conns[0], err, sizeof(err)) == -1) {
@@ -1768,6 +1796,7 @@ static const struct parley_plugin my_plugin = {
 	.init = my_init,
 	.fini = my_fini,
 	.storage = &my_ops,
+	.check = my_check,
 };
 
 PARLEY_PLUGIN_EXPORT const struct parley_plugin *

@@ -2579,51 +2579,26 @@ url_parse(struct rbp *b, const char *url)
 	return (0);
 }
 
-static void rb_fini(void *state);
-
-/* Best effort at exit: write what hiredis still buffers (XACKs). */
-static void
-conn_flush(struct rconn *c, int ms)
-{
-	struct pollfd pfd;
-	int64_t deadline;
-	int done = 0;
-
-	if (c->ac == NULL || c->state < C_SETUP)
-		return;
-	deadline = c->b->host->now_ms() + ms;
-	while (!done && c->ac != NULL && c->b->host->now_ms() < deadline) {
-		if (c->ac->c.obuf == NULL || sdslen(c->ac->c.obuf) == 0)
-			break;
-		pfd.fd = c->fd;
-		pfd.events = POLLOUT;
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
-		if (redisBufferWrite(&c->ac->c, &done) == REDIS_ERR)
-			break;
-	}
-}
-
+/*
+ * Read and check the [redis] section into b (host and ctx set): what init
+ * and check (parleyd -t) share, so -t checks every key init reads.  Sets
+ * the url's parts, credentials, numbers, from_oldest, prefix, feedkey and
+ * group (the configured name: init adds the instance).  Connects to
+ * nothing.  Returns 0, or -1 after logging; rb_config_free() frees what
+ * it set either way.
+ */
 static int
-rb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+rb_config(struct rbp *b)
 {
-	struct rbp *b;
+	const struct parley_host *host = b->host;
+	struct parley_ctx *ctx = b->ctx;
 	const char *url, *s, *from;
-	const char *names[C_N] = { "command", "fan-out", "persist" };
 	long long v;
 	size_t n;
-	int i;
 
-	if ((b = calloc(1, sizeof(*b))) == NULL) {
-		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
-		return (-1);
-	}
-	b->host = host;
-	b->ctx = ctx;
-	b->ready = -1;
 	url = host->config_get(ctx, "url", "redis://127.0.0.1:6379/0");
 	if (url_parse(b, url) == -1)
-		goto fail;
+		return (-1);
 	if ((s = host->config_get(ctx, "user", NULL)) != NULL) {
 		free(b->user);
 		if ((b->user = strdup(s)) == NULL)
@@ -2637,7 +2612,7 @@ rb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	if (b->user != NULL && b->password == NULL) {
 		host->log(ctx, PARLEY_LOG_ERROR, "[redis] user is set but no "
 		    "password (in url or password)");
-		goto fail;
+		return (-1);
 	}
 	if (host->config_int(ctx, "maxlen", 100000, 0, 1LL << 40,
 	    &b->maxlen) == -1 ||
@@ -2669,7 +2644,7 @@ rb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	    &b->wait_replicas) == -1 ||
 	    host->config_int(ctx, "wait_timeout_ms", 1000, 1, 600000,
 	    &b->wait_timeout_ms) == -1)
-		goto fail;
+		return (-1);
 	b->max_age_ms = v * 1000;
 	if (b->backoff_max_ms < b->backoff_min_ms)
 		b->backoff_max_ms = b->backoff_min_ms;
@@ -2679,34 +2654,101 @@ rb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	else if (strcmp(from, "newest") != 0) {
 		host->log(ctx, PARLEY_LOG_ERROR, "[redis] persist_from = %s: "
 		    "expected oldest or newest", from);
-		goto fail;
+		return (-1);
 	}
 	s = host->config_get(ctx, "key_prefix", "parley:");
 	if ((n = strlen(s)) > RB_PREFIX_MAX) {
 		host->log(ctx, PARLEY_LOG_ERROR, "[redis] key_prefix: at most "
 		    "%d bytes", RB_PREFIX_MAX);
-		goto fail;
+		return (-1);
 	}
 	if ((b->prefix = strdup(s)) == NULL ||
 	    (b->feedkey = malloc(n + 5)) == NULL)
 		goto nomem;
 	snprintf(b->feedkey, n + 5, "%sfeed", s);
-
-	b->shared = host->storage_shared(ctx) == 1;
 	s = host->config_get(ctx, "group", "parley-persist");
 	if (s[0] == '\0') {
 		host->log(ctx, PARLEY_LOG_ERROR, "[redis] group is empty");
-		goto fail;
+		return (-1);
 	}
-	n = strlen(s) + strlen(host->instance_id(ctx)) + 2;
-	if ((b->group = malloc(n)) == NULL ||
-	    (b->consumer = strdup(host->instance_id(ctx))) == NULL)
+	if ((b->group = strdup(s)) == NULL)
 		goto nomem;
-	if (b->shared)
-		snprintf(b->group, n, "%s", s);
-	else {
-		snprintf(b->group, n, "%s-%s", s, host->instance_id(ctx));
+	return (0);
+nomem:
+	host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+	return (-1);
+}
+
+/* Free what rb_config() set. */
+static void
+rb_config_free(struct rbp *b)
+{
+	free(b->hostname);
+	free(b->sockpath);
+	free(b->user);
+	free(b->password);
+	free(b->prefix);
+	free(b->feedkey);
+	free(b->group);
+	b->hostname = b->sockpath = b->user = b->password = NULL;
+	b->prefix = b->feedkey = b->group = NULL;
+}
+
+static void rb_fini(void *state);
+
+/* Best effort at exit: write what hiredis still buffers (XACKs). */
+static void
+conn_flush(struct rconn *c, int ms)
+{
+	struct pollfd pfd;
+	int64_t deadline;
+	int done = 0;
+
+	if (c->ac == NULL || c->state < C_SETUP)
+		return;
+	deadline = c->b->host->now_ms() + ms;
+	while (!done && c->ac != NULL && c->b->host->now_ms() < deadline) {
+		if (c->ac->c.obuf == NULL || sdslen(c->ac->c.obuf) == 0)
+			break;
+		pfd.fd = c->fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		if (redisBufferWrite(&c->ac->c, &done) == REDIS_ERR)
+			break;
 	}
+}
+
+static int
+rb_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+{
+	struct rbp *b;
+	const char *names[C_N] = { "command", "fan-out", "persist" };
+	char *g;
+	size_t n;
+	int i;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return (-1);
+	}
+	b->host = host;
+	b->ctx = ctx;
+	b->ready = -1;
+	if (rb_config(b) == -1)
+		goto fail;
+
+	b->shared = host->storage_shared(ctx) == 1;
+	if (!b->shared) {
+		n = strlen(b->group) + strlen(host->instance_id(ctx)) + 2;
+		if ((g = malloc(n)) == NULL)
+			goto nomem;
+		snprintf(g, n, "%s-%s", b->group, host->instance_id(ctx));
+		free(b->group);
+		b->group = g;
+	}
+	if ((b->consumer = strdup(host->instance_id(ctx))) == NULL)
+		goto nomem;
 	snprintf(b->claim_cursor, sizeof(b->claim_cursor), "0-0");
 
 	if ((b->buckets = calloc(RB_MINBUCKETS, sizeof(*b->buckets))) == NULL)
@@ -2785,16 +2827,29 @@ rb_fini(void *state)
 	free(b->buckets);
 	free(b->out.v);
 	free(b->acks);
-	free(b->hostname);
-	free(b->sockpath);
-	free(b->user);
-	free(b->password);
-	free(b->prefix);
-	free(b->feedkey);
-	free(b->group);
+	rb_config_free(b);
 	free(b->consumer);
 	free(b->sha);
 	free(b);
+}
+
+/* parleyd -t: read and check the [redis] section, connect to nothing. */
+static int
+rb_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	struct rbp *b;
+	int rv;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return (-1);
+	}
+	b->host = host;
+	b->ctx = ctx;
+	rv = rb_config(b);
+	rb_config_free(b);
+	free(b);
+	return (rv);
 }
 
 static const struct parley_backplane_ops rb_ops = {
@@ -2816,6 +2871,7 @@ static const struct parley_plugin rb_plugin = {
 	    "persist feed)",
 	.init = rb_init,
 	.fini = rb_fini,
+	.check = rb_check,
 	.backplane = &rb_ops,
 };
 

@@ -1122,15 +1122,113 @@ s3_fini(void *state)
 	curl_global_cleanup();
 }
 
+/*
+ * Read [s3] into s (s->host and s->ctx set) and check it; ep gets the
+ * endpoint URL as configured.  Shared by init and check, so that -t reads
+ * every key init reads.  Touches no network.  0 or -1 after logging.
+ */
+static int
+s3_config(struct s3 *s, char *ep, size_t eplen)
+{
+	const struct parley_host *host = s->host;
+	struct parley_ctx *ctx = s->ctx;
+	char pub[512], ps[32];
+	long long v;
+	int i, b;
+	size_t n;
+
+	if (cfg_str(s, "endpoint", NULL, "", ep, eplen) == -1 ||
+	    cfg_str(s, "public_endpoint", NULL, "", pub, sizeof(pub)) == -1 ||
+	    cfg_str(s, "region", NULL, "us-east-1", s->region,
+	    sizeof(s->region)) == -1 ||
+	    cfg_str(s, "bucket", NULL, "", s->bucket, sizeof(s->bucket)) ==
+	    -1 ||
+	    cfg_str(s, "access_key", "AWS_ACCESS_KEY_ID", "", s->ak,
+	    sizeof(s->ak)) == -1 ||
+	    cfg_str(s, "secret_key", "AWS_SECRET_ACCESS_KEY", "", s->sk,
+	    sizeof(s->sk)) == -1 ||
+	    cfg_str(s, "session_token", "AWS_SESSION_TOKEN", "", s->token,
+	    sizeof(s->token)) == -1 ||
+	    cfg_str(s, "prefix", NULL, "media/", s->prefix,
+	    sizeof(s->prefix)) == -1 ||
+	    cfg_str(s, "part_size", NULL, "8m", ps, sizeof(ps)) == -1)
+		return -1;
+	if (ep[0] == '\0' || parse_endpoint(ep, &s->ep) == -1) {
+		host->log(ctx, PARLEY_LOG_ERROR, "endpoint = '%s': "
+		    "expected http://HOST[:PORT] or https://HOST[:PORT]", ep);
+		return -1;
+	}
+	if (pub[0] == '\0')
+		s->pub = s->ep;
+	else if (parse_endpoint(pub, &s->pub) == -1) {
+		host->log(ctx, PARLEY_LOG_ERROR, "public_endpoint = "
+		    "'%s': expected http://HOST[:PORT] or https://HOST[:PORT]",
+		    pub);
+		return -1;
+	}
+	n = strlen(s->bucket);
+	for (i = 0; i < (int)n; i++)
+		if (!((s->bucket[i] >= 'a' && s->bucket[i] <= 'z') ||
+		    (s->bucket[i] >= '0' && s->bucket[i] <= '9') ||
+		    s->bucket[i] == '-' || s->bucket[i] == '.'))
+			break;
+	if (n < 3 || n > 63 || i != (int)n) {
+		host->log(ctx, PARLEY_LOG_ERROR, "bucket = '%s': expected "
+		    "3 to 63 of a-z 0-9 . -", s->bucket);
+		return -1;
+	}
+	for (i = 0; s->region[i] != '\0'; i++)
+		if (!((s->region[i] >= 'a' && s->region[i] <= 'z') ||
+		    (s->region[i] >= '0' && s->region[i] <= '9') ||
+		    s->region[i] == '-'))
+			break;
+	if (s->region[0] == '\0' || s->region[i] != '\0') {
+		host->log(ctx, PARLEY_LOG_ERROR, "region = '%s': expected "
+		    "a region name such as eu-west-1", s->region);
+		return -1;
+	}
+	if (s->ak[0] == '\0' || s->sk[0] == '\0') {
+		host->log(ctx, PARLEY_LOG_ERROR, "access_key and "
+		    "secret_key are required (or set AWS_ACCESS_KEY_ID and "
+		    "AWS_SECRET_ACCESS_KEY)");
+		return -1;
+	}
+	if (strchr(s->ak, ':') != NULL || strchr(s->ak, '/') != NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "access_key: ':' and "
+		    "'/' are not allowed in an access key id");
+		return -1;
+	}
+	if ((v = parse_size(ps)) < 5LL << 20 || v > 5LL << 30) {
+		host->log(ctx, PARLEY_LOG_ERROR, "part_size = '%s': "
+		    "expected a size from 5m to 5g (S3 parts are at least "
+		    "5 MiB)", ps);
+		return -1;
+	}
+	s->part_size = v;
+	if (host->config_int(ctx, "presign_expiry", 300, 1, 604800,
+	    &s->expiry) == -1 ||
+	    host->config_int(ctx, "timeout_ms", 60000, 1000, 3600000,
+	    &s->timeout_ms) == -1 ||
+	    host->config_bool(ctx, "path_style", 0, &s->path_style) == -1 ||
+	    host->config_bool(ctx, "create_bucket", 0, &b) == -1 ||
+	    host->config_bool(ctx, "verify_tls", 1, &s->verify_tls) == -1)
+		return -1;
+	s->create_bucket = b;
+	if (!s->path_style && strchr(s->bucket, '.') != NULL &&
+	    strcmp(s->ep.scheme, "https") == 0)
+		host->log(ctx, PARLEY_LOG_WARN, "bucket '%s' has dots: "
+		    "virtual-hosted TLS names will not match the certificate; "
+		    "set path_style = true", s->bucket);
+	return 0;
+}
+
 static int
 s3_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 {
 	struct s3 *s;
-	char ep[512], pub[512], ps[32], why[512], body[4096];
+	char ep[512], why[512], body[4096];
 	struct resp r = { .body = body, .cap = sizeof(body) };
-	long long v;
-	int i, b;
-	size_t n;
+	int i;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		host->log(ctx, PARLEY_LOG_ERROR, "curl_global_init failed");
@@ -1147,88 +1245,8 @@ s3_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	pthread_mutex_init(&s->why_lock, NULL);
 	s->ready = 1;
 	s->backoff_ms = 1000;
-	if (cfg_str(s, "endpoint", NULL, "", ep, sizeof(ep)) == -1 ||
-	    cfg_str(s, "public_endpoint", NULL, "", pub, sizeof(pub)) == -1 ||
-	    cfg_str(s, "region", NULL, "us-east-1", s->region,
-	    sizeof(s->region)) == -1 ||
-	    cfg_str(s, "bucket", NULL, "", s->bucket, sizeof(s->bucket)) ==
-	    -1 ||
-	    cfg_str(s, "access_key", "AWS_ACCESS_KEY_ID", "", s->ak,
-	    sizeof(s->ak)) == -1 ||
-	    cfg_str(s, "secret_key", "AWS_SECRET_ACCESS_KEY", "", s->sk,
-	    sizeof(s->sk)) == -1 ||
-	    cfg_str(s, "session_token", "AWS_SESSION_TOKEN", "", s->token,
-	    sizeof(s->token)) == -1 ||
-	    cfg_str(s, "prefix", NULL, "media/", s->prefix,
-	    sizeof(s->prefix)) == -1 ||
-	    cfg_str(s, "part_size", NULL, "8m", ps, sizeof(ps)) == -1)
+	if (s3_config(s, ep, sizeof(ep)) == -1)
 		goto fail;
-	if (ep[0] == '\0' || parse_endpoint(ep, &s->ep) == -1) {
-		host->log(ctx, PARLEY_LOG_ERROR, "endpoint = '%s': "
-		    "expected http://HOST[:PORT] or https://HOST[:PORT]", ep);
-		goto fail;
-	}
-	if (pub[0] == '\0')
-		s->pub = s->ep;
-	else if (parse_endpoint(pub, &s->pub) == -1) {
-		host->log(ctx, PARLEY_LOG_ERROR, "public_endpoint = "
-		    "'%s': expected http://HOST[:PORT] or https://HOST[:PORT]",
-		    pub);
-		goto fail;
-	}
-	n = strlen(s->bucket);
-	for (i = 0; i < (int)n; i++)
-		if (!((s->bucket[i] >= 'a' && s->bucket[i] <= 'z') ||
-		    (s->bucket[i] >= '0' && s->bucket[i] <= '9') ||
-		    s->bucket[i] == '-' || s->bucket[i] == '.'))
-			break;
-	if (n < 3 || n > 63 || i != (int)n) {
-		host->log(ctx, PARLEY_LOG_ERROR, "bucket = '%s': expected "
-		    "3 to 63 of a-z 0-9 . -", s->bucket);
-		goto fail;
-	}
-	for (i = 0; s->region[i] != '\0'; i++)
-		if (!((s->region[i] >= 'a' && s->region[i] <= 'z') ||
-		    (s->region[i] >= '0' && s->region[i] <= '9') ||
-		    s->region[i] == '-'))
-			break;
-	if (s->region[0] == '\0' || s->region[i] != '\0') {
-		host->log(ctx, PARLEY_LOG_ERROR, "region = '%s': expected "
-		    "a region name such as eu-west-1", s->region);
-		goto fail;
-	}
-	if (s->ak[0] == '\0' || s->sk[0] == '\0') {
-		host->log(ctx, PARLEY_LOG_ERROR, "access_key and "
-		    "secret_key are required (or set AWS_ACCESS_KEY_ID and "
-		    "AWS_SECRET_ACCESS_KEY)");
-		goto fail;
-	}
-	if (strchr(s->ak, ':') != NULL || strchr(s->ak, '/') != NULL) {
-		host->log(ctx, PARLEY_LOG_ERROR, "access_key: ':' and "
-		    "'/' are not allowed in an access key id");
-		goto fail;
-	}
-	if ((v = parse_size(ps)) < 5LL << 20 || v > 5LL << 30) {
-		host->log(ctx, PARLEY_LOG_ERROR, "part_size = '%s': "
-		    "expected a size from 5m to 5g (S3 parts are at least "
-		    "5 MiB)", ps);
-		goto fail;
-	}
-	s->part_size = v;
-	if (host->config_int(ctx, "presign_expiry", 300, 1, 604800,
-	    &s->expiry) == -1 ||
-	    host->config_int(ctx, "timeout_ms", 60000, 1000, 3600000,
-	    &s->timeout_ms) == -1 ||
-	    host->config_bool(ctx, "path_style", 0, &s->path_style) == -1 ||
-	    host->config_bool(ctx, "create_bucket", 0, &b) == -1 ||
-	    host->config_bool(ctx, "verify_tls", 1, &s->verify_tls) == -1)
-		goto fail;
-	s->create_bucket = b;
-	if (!s->path_style && strchr(s->bucket, '.') != NULL &&
-	    strcmp(s->ep.scheme, "https") == 0)
-		host->log(ctx, PARLEY_LOG_WARN, "bucket '%s' has dots: "
-		    "virtual-hosted TLS names will not match the certificate; "
-		    "set path_style = true", s->bucket);
 	snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", s->region);
 	if ((s->share = curl_share_init()) == NULL)
 		goto fail;
@@ -1289,6 +1307,31 @@ fail:
 	return -1;
 }
 
+
+/*
+ * parleyd -t: read and check [s3] as init does, but reach no endpoint:
+ * neither the bucket check nor create_bucket happen here.
+ */
+static int
+s3_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	struct s3 *s;
+	char ep[512];
+	int rv;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
+		return -1;
+	}
+	s->host = host;
+	s->ctx = ctx;
+	rv = s3_config(s, ep, sizeof(ep));
+	explicit_bzero(s->sk, sizeof(s->sk));
+	explicit_bzero(s->token, sizeof(s->token));
+	free(s);
+	return rv;
+}
+
 static const struct parley_media_ops s3_ops = {
 	.size = sizeof(struct parley_media_ops),
 	.put_file = s3_put_file,
@@ -1308,6 +1351,7 @@ static const struct parley_plugin s3_plugin = {
 	.init = s3_init,
 	.fini = s3_fini,
 	.media = &s3_ops,
+	.check = s3_check,
 };
 
 PARLEY_PLUGIN_EXPORT const struct parley_plugin *

@@ -33,19 +33,24 @@
  * Only chat messages are rows; EDIT and DELETE events update the row they
  * name, presence and typing events are never stored.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include <parley/plugin.h>
 
 #include "conflicts.h"
+#include "pathcheck.h"
 
 #define SQ_SCHEMA_VERSION 2
 #define SQ_STR_(x) #x
@@ -773,25 +778,35 @@ sq_fini(void *state)
 	free(s);
 }
 
-static int
-sq_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
-{
-	struct sq *s;
-	const char *sync;
-	char *path = NULL, *msg = NULL, pragma[128];
-	long long busy, ckpt;
-	int i, flags;
+/* The [sqlite] section, as read by sq_config. */
+struct sq_conf {
+	long long busy;		/* busy_timeout_ms */
+	long long ckpt;		/* wal_autocheckpoint */
+	int full;		/* synchronous = full */
+	char *path;		/* resolved; the caller frees it */
+};
 
+/*
+ * Read and check every key of the section into c (init and check).
+ * Returns 0, or -1 after logging (c->path is then NULL).
+ */
+static int
+sq_config(const struct parley_host *host, struct parley_ctx *ctx,
+    struct sq_conf *c)
+{
+	const char *sync;
+
+	memset(c, 0, sizeof(*c));
 	if (sqlite3_threadsafe() == 0) {
 		host->log(ctx, PARLEY_LOG_ERROR, "libsqlite3 was built without "
 		    "thread support (SQLITE_THREADSAFE=0)");
 		return (-1);
 	}
 	if (host->config_int(ctx, "busy_timeout_ms", 5000, 0, 3600 * 1000,
-	    &busy) == -1)
+	    &c->busy) == -1)
 		return (-1);
 	if (host->config_int(ctx, "wal_autocheckpoint", 10000, 0, 10000000,
-	    &ckpt) == -1)
+	    &c->ckpt) == -1)
 		return (-1);
 	sync = host->config_get(ctx, "synchronous", "normal");
 	if (strcasecmp(sync, "normal") != 0 && strcasecmp(sync, "full") != 0) {
@@ -799,10 +814,101 @@ sq_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		    "normal or full", sync);
 		return (-1);
 	}
-	if ((path = host->config_path(ctx, "path", "parley.db")) == NULL) {
+	c->full = strcasecmp(sync, "full") == 0;
+	if ((c->path = host->config_path(ctx, "path", "parley.db")) == NULL) {
 		host->log(ctx, PARLEY_LOG_ERROR, "path: out of memory");
 		return (-1);
 	}
+	return (0);
+}
+
+/*
+ * parleyd -t: what sqlite3_open_v2 in init would trip over, found without
+ * opening (so without creating) anything: the file's directory must exist
+ * and be writable (the file, its journal and WAL are created there), an
+ * existing file must be a readable and writable regular file that is
+ * empty or starts with SQLite's header.  Returns 0, or -1 after logging.
+ */
+static int
+sq_check_path(const struct parley_host *host, struct parley_ctx *ctx,
+    const char *path)
+{
+	static const char magic[16] = "SQLite format 3";
+	char *dir, head[sizeof(magic)];
+	struct stat st;
+	ssize_t n;
+	int e, fd, ret = -1;
+
+	if (path[0] == '\0')		/* a private temporary database */
+		return (0);
+	if ((e = pathcheck_parent(path, &dir)) == ENOMEM) {
+		host->log(ctx, PARLEY_LOG_ERROR, "path: out of memory");
+		return (-1);
+	}
+	if (e != 0) {
+		host->log(ctx, PARLEY_LOG_ERROR, "%s: unable to open database "
+		    "file: directory %s: %s", path, dir, strerror(e));
+		goto done;
+	}
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT)
+			ret = 0;	/* init creates it */
+		else
+			host->log(ctx, PARLEY_LOG_ERROR, "%s: %s", path,
+			    strerror(errno));
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		host->log(ctx, PARLEY_LOG_ERROR, "%s: unable to open database "
+		    "file: not a regular file", path);
+		goto done;
+	}
+	if (access(path, R_OK | W_OK) == -1 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		host->log(ctx, PARLEY_LOG_ERROR, "%s: unable to open database "
+		    "file: %s", path, strerror(errno));
+		goto done;
+	}
+	n = read(fd, head, sizeof(head));
+	close(fd);
+	if (n == -1)
+		host->log(ctx, PARLEY_LOG_ERROR, "%s: %s", path,
+		    strerror(errno));
+	else if (n != 0 && (n != (ssize_t)sizeof(head) ||
+	    memcmp(head, magic, sizeof(magic)) != 0))
+		host->log(ctx, PARLEY_LOG_ERROR, "%s: file is not a database",
+		    path);
+	else
+		ret = 0;
+done:
+	free(dir);
+	return (ret);
+}
+
+static int
+sq_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	struct sq_conf c;
+	int ret;
+
+	if (sq_config(host, ctx, &c) == -1)
+		return (-1);
+	ret = sq_check_path(host, ctx, c.path);
+	free(c.path);
+	return (ret);
+}
+
+static int
+sq_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
+{
+	struct sq *s;
+	struct sq_conf c;
+	char *path, *msg = NULL, pragma[128];
+	int i, flags;
+
+	if (sq_config(host, ctx, &c) == -1)
+		return (-1);
+	path = c.path;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
 		free(path);
@@ -833,12 +939,12 @@ sq_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, (int)busy);
+	sqlite3_busy_timeout(s->db, (int)c.busy);
 	if (sq_wal(s, path) == -1)
 		goto fail;
 	snprintf(pragma, sizeof(pragma), "PRAGMA synchronous = %s; "
 	    "PRAGMA wal_autocheckpoint = %lld",
-	    strcasecmp(sync, "full") == 0 ? "FULL" : "NORMAL", ckpt);
+	    c.full ? "FULL" : "NORMAL", c.ckpt);
 	if (sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK) {
 		host->log(ctx, PARLEY_LOG_ERROR, "%s: %s", path,
 		    msg != NULL ? msg : sqlite3_errmsg(s->db));
@@ -857,7 +963,7 @@ sq_init(const struct parley_host *host, struct parley_ctx *ctx, void **state)
 	}
 	host->log(ctx, PARLEY_LOG_INFO, "%s: open (SQLite %s, WAL, "
 	    "synchronous=%s)", path, sqlite3_libversion(),
-	    strcasecmp(sync, "full") == 0 ? "full" : "normal");
+	    c.full ? "full" : "normal");
 	free(path);
 	*state = s;
 	return (0);
@@ -889,6 +995,7 @@ static const struct parley_plugin sq_plugin = {
 	.init = sq_init,
 	.fini = sq_fini,
 	.storage = &sq_ops,
+	.check = sq_check,
 };
 
 __attribute__((visibility("default"))) const struct parley_plugin *

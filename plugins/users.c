@@ -334,14 +334,15 @@ read_file(struct users_state *st, size_t *lenp)
 	size_t n;
 
 	if ((fp = fopen(st->path, "r")) == NULL) {
-		st->host->log(st->ctx, PARLEY_LOG_ERROR, "%s: %s", st->path,
-		    strerror(errno));
+		st->host->log(st->ctx, PARLEY_LOG_ERROR, "file: %s: %s",
+		    st->path, strerror(errno));
 		return (NULL);
 	}
 	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode) ||
 	    sb.st_size > USERS_FILE_MAX) {
-		st->host->log(st->ctx, PARLEY_LOG_ERROR, "%s: not a regular "
-		    "file of at most %ld bytes", st->path, USERS_FILE_MAX);
+		st->host->log(st->ctx, PARLEY_LOG_ERROR, "file: %s: not a "
+		    "regular file of at most %ld bytes", st->path,
+		    USERS_FILE_MAX);
 		fclose(fp);
 		return (NULL);
 	}
@@ -657,6 +658,32 @@ users_authenticate(void *state, const struct parley_credentials *c,
 
 /* ------------------------------------------------------------ life */
 
+/*
+ * Read [users] into st: the path of the file and its table, loaded.  Shared
+ * by init and check, so that -t reads every key init reads.  0, or -1 after
+ * logging why with nothing left allocated in st.
+ */
+static int
+users_config(struct users_state *st)
+{
+	st->path = st->host->config_path(st->ctx, "file", NULL);
+	if (st->path == NULL || st->path[0] == '\0') {
+		st->host->log(st->ctx, PARLEY_LOG_ERROR, "file is required: "
+		    "the file of login:hash[:roles[:grants]] lines");
+		free(st->path);
+		st->path = NULL;
+		return (-1);
+	}
+	if ((st->tab = table_load(st)) == NULL) {
+		st->host->log(st->ctx, PARLEY_LOG_ERROR, "file: %s: not "
+		    "loaded; fix the lines above", st->path);
+		free(st->path);
+		st->path = NULL;
+		return (-1);
+	}
+	return (0);
+}
+
 static int
 users_init(const struct parley_host *host, struct parley_ctx *ctx,
     void **state)
@@ -669,18 +696,7 @@ users_init(const struct parley_host *host, struct parley_ctx *ctx,
 	}
 	st->host = host;
 	st->ctx = ctx;
-	st->path = host->config_path(ctx, "file", NULL);
-	if (st->path == NULL || st->path[0] == '\0') {
-		host->log(ctx, PARLEY_LOG_ERROR, "[users] file is required: "
-		    "the file of login:hash[:roles[:grants]] lines");
-		free(st->path);
-		free(st);
-		return (-1);
-	}
-	if ((st->tab = table_load(st)) == NULL) {
-		host->log(ctx, PARLEY_LOG_ERROR, "%s: not loaded; fix the "
-		    "lines above", st->path);
-		free(st->path);
+	if (users_config(st) == -1) {
 		free(st);
 		return (-1);
 	}
@@ -694,6 +710,22 @@ users_init(const struct parley_host *host, struct parley_ctx *ctx,
 	host->log(ctx, PARLEY_LOG_INFO, "%zu users from %s", st->tab->n,
 	    st->path);
 	*state = st;
+	return (0);
+}
+
+/* parleyd -t: load the file as init does, then drop it. */
+static int
+users_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	struct users_state st;
+
+	memset(&st, 0, sizeof(st));
+	st.host = host;
+	st.ctx = ctx;
+	if (users_config(&st) == -1)
+		return (-1);
+	table_free(st.tab);
+	free(st.path);
 	return (0);
 }
 
@@ -760,6 +792,7 @@ static const struct parley_plugin users_plugin = {
 	.fini = users_fini,
 	.reload = users_reload,
 	.auth = &users_ops,
+	.check = users_check,
 };
 
 PARLEY_PLUGIN_EXPORT const struct parley_plugin *

@@ -35,6 +35,12 @@ log_vmsg(int level, const char *who, const char *fmt, va_list ap)
 	for (n = 0; line[n] != '\0'; n++)
 		if (line[n] == '\n' || line[n] == '\r')
 			line[n] = ' ';
+	/* a plugin that names its section itself ("[kafka] brokers = ...")
+	 * gets it once, not twice */
+	if (who != NULL && line[0] == '[' &&
+	    strncmp(line + 1, who, strlen(who)) == 0 &&
+	    strncmp(line + 1 + strlen(who), "] ", 2) == 0)
+		who = NULL;
 	fprintf(stderr, "%s.%03dZ %-5s %s%s%s%s\n", ts, (int)(tv.tv_usec / 1000),
 	    level_names[level], who ? "[" : "", who ? who : "", who ? "] " : "",
 	    line);

@@ -406,8 +406,8 @@ plugin_open(const char *name, int kind, const char *section, const char *key)
 	ctx->ready = 1;
 	snprintf(ctx->name, sizeof(ctx->name), "%s", name);
 	if (p->init(&host, ctx, &ctx->state) != 0) {
-		log_error("%s plugin '%s' failed to start (see above)",
-		    kind_names[kind], name);
+		log_error("%s: %s plugin '%s' failed to start (see above)",
+		    cfg->file, kind_names[kind], name);
 		dlclose(dl);
 		free(ctx);
 		return NULL;
@@ -690,41 +690,65 @@ plugins_probe_start(void)
 		    probe_tick, NULL);
 }
 
+/*
+ * parleyd -t: load one plugin and let it check its section (its check
+ * hook, if it has one) without starting it.  0 good, -1 after logging.
+ */
+static int
+plugin_check_one(const char *name, int kind, const char *section,
+    const char *key)
+{
+	const struct parley_plugin *p;
+	struct parley_ctx *ctx;
+	void *dl;
+	int rv = 0;
+
+	if ((p = plugin_resolve(name, kind, section, key, &dl)) == NULL)
+		return -1;
+	if (p->check != NULL) {
+		if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+			dlclose(dl);
+			return -1;
+		}
+		ctx->p = p;
+		ctx->dl = dl;
+		ctx->kind = kind;
+		snprintf(ctx->name, sizeof(ctx->name), "%s", name);
+		if (p->check(&host, ctx) != 0) {
+			log_error("%s: %s plugin '%s': its [%s] section is not "
+			    "accepted (see above)", cfg->file,
+			    kind_names[kind], name, name);
+			rv = -1;
+		}
+		free(ctx);
+	}
+	dlclose(dl);
+	return rv;
+}
+
 int
 plugins_check(struct config *c)
 {
 	char *list, *tok, *save;
-	void *dl;
 	int ok = 1;
 
 	cfg = c;
-	if (plugin_resolve(c->storage, PARLEY_PLUGIN_STORAGE, "storage",
-	    "plugin", &dl) == NULL)
+	if (plugin_check_one(c->storage, PARLEY_PLUGIN_STORAGE, "storage",
+	    "plugin") == -1)
 		ok = 0;
-	else
-		dlclose(dl);
-	if (plugin_resolve(c->backplane, PARLEY_PLUGIN_BACKPLANE, "backplane",
-	    "plugin", &dl) == NULL)
+	if (plugin_check_one(c->backplane, PARLEY_PLUGIN_BACKPLANE,
+	    "backplane", "plugin") == -1)
 		ok = 0;
-	else
-		dlclose(dl);
-	if (c->media[0] != '\0') {
-		if (plugin_resolve(c->media, PARLEY_PLUGIN_MEDIA, "media",
-		    "plugin", &dl) == NULL)
-			ok = 0;
-		else
-			dlclose(dl);
-	}
+	if (c->media[0] != '\0' && plugin_check_one(c->media,
+	    PARLEY_PLUGIN_MEDIA, "media", "plugin") == -1)
+		ok = 0;
 	if ((list = strdup(c->auth_plugins)) == NULL)
 		return -1;
 	for (tok = strtok_r(list, ", \t", &save); tok != NULL;
-	    tok = strtok_r(NULL, ", \t", &save)) {
-		if (plugin_resolve(tok, PARLEY_PLUGIN_AUTH, "auth", "plugins",
-		    &dl) == NULL)
+	    tok = strtok_r(NULL, ", \t", &save))
+		if (plugin_check_one(tok, PARLEY_PLUGIN_AUTH, "auth",
+		    "plugins") == -1)
 			ok = 0;
-		else
-			dlclose(dl);
-	}
 	free(list);
 	return ok ? 0 : -1;
 }

@@ -12,9 +12,9 @@
  *	logins = alice, bob	; comma- or space-separated
  *
  * It checks no password: it shows the shape of a plugin (entry symbol, ABI
- * version, init/fini, config, logging, metrics, a worker op), it is not a
- * way to secure a server.  Built out of tree against the installed header
- * only; see README.md.
+ * version, init/fini, a config check for parleyd -t, logging, metrics, a
+ * worker op), it is not a way to secure a server.  Built out of tree
+ * against the installed header only; see README.md.
  */
 #define _POSIX_C_SOURCE 200809L	/* strndup */
 
@@ -93,19 +93,18 @@ nomem:
 }
 
 /*
- * Loop thread, before the server listens; may block.  Reads the config and
- * returns 0 with *state set, or -1 after logging why (parleyd exits 2).
+ * Read and check [allowlist]: a new state, or NULL after logging why.
+ * init and check both call it, so parleyd -t checks what a start would.
  */
-static int
-allowlist_init(const struct parley_host *host, struct parley_ctx *ctx,
-    void **state)
+static struct allowlist *
+allowlist_read(const struct parley_host *host, struct parley_ctx *ctx)
 {
 	struct allowlist *a;
 	const char *v;
 
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
 		host->log(ctx, PARLEY_LOG_ERROR, "out of memory");
-		return -1;
+		return NULL;
 	}
 	a->host = host;
 	a->ctx = ctx;
@@ -116,15 +115,45 @@ allowlist_init(const struct parley_host *host, struct parley_ctx *ctx,
 		    "missing or empty: list the logins to allow, e.g. "
 		    "logins = alice, bob");
 		allowlist_free(a);
-		return -1;
+		return NULL;
 	}
 	if (parse_logins(a, v) == -1) {
 		allowlist_free(a);
-		return -1;
+		return NULL;
 	}
+	return a;
+}
+
+/*
+ * Loop thread, before the server listens; may block.  Reads the config and
+ * returns 0 with *state set, or -1 after logging why (parleyd exits 2).
+ */
+static int
+allowlist_init(const struct parley_host *host, struct parley_ctx *ctx,
+    void **state)
+{
+	struct allowlist *a;
+
+	if ((a = allowlist_read(host, ctx)) == NULL)
+		return -1;
 	host->log(ctx, PARLEY_LOG_INFO, "%zu login%s allowed without a "
 	    "password", a->nlogins, a->nlogins == 1 ? "" : "s");
 	*state = a;
+	return 0;
+}
+
+/*
+ * parleyd -t: the same reading and checks as init, then nothing kept.
+ * A plugin with a backend would stop here before connecting to it.
+ */
+static int
+allowlist_check(const struct parley_host *host, struct parley_ctx *ctx)
+{
+	struct allowlist *a;
+
+	if ((a = allowlist_read(host, ctx)) == NULL)
+		return -1;
+	allowlist_free(a);
 	return 0;
 }
 
@@ -183,6 +212,7 @@ static const struct parley_plugin allowlist_plugin = {
 	.fini = allowlist_fini,
 	.reload = NULL,		/* the host re-reads no INI on SIGHUP */
 	.auth = &allowlist_ops,
+	.check = allowlist_check,	/* parleyd -t */
 };
 
 /* The one exported symbol. */

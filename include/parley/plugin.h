@@ -522,7 +522,21 @@ struct parley_plugin {
 	const struct parley_storage_ops *storage;
 	const struct parley_media_ops *media;
 	const struct parley_auth_ops *auth;
-	void *spare[7];
+	/*
+	 * Optional (added in place of a spare pointer: NULL in older
+	 * plugins): check this instance's configuration for `parleyd -t`.
+	 * Read and validate every key init reads, and read (never write)
+	 * any file they name, with the same config_* functions and the same
+	 * messages as init -- but connect to nothing, create nothing, start
+	 * no thread.  Return 0 if init would accept the configuration, -1
+	 * after logging why.  May block briefly (called before any loop
+	 * runs; the host calls nothing else of the instance, not fini).
+	 * NULL: -t only checks that the plugin loads.  The simplest way to
+	 * write it: one function that reads the section into a struct,
+	 * called by both init and check.
+	 */
+	int (*check)(const struct parley_host *host, struct parley_ctx *ctx);
+	void *spare[6];
 };
 
 typedef const struct parley_plugin *(*parley_plugin_entry_fn)(void);

@@ -179,7 +179,7 @@ parley_plugin_entry(void)
     r = run('cc', [...cflags, '-Wall', '-Wextra', '-Werror', '-fPIC', '-fvisibility=hidden', '-shared', '-o', path.join(plugindir, 'badabi.so'), bad]);
     if (!t.ok(r.code === 0, 'a plugin claiming ABI version N+1 builds')) t.diag(tail(r.out));
 
-    async function runWith(extra) {
+    async function runWith(extra, args = []) {
       const dir = fs.mkdtempSync(path.join(tmp, 'run-'));
       const ini = {
         server: { listen: `127.0.0.1:${await freePort()}`, stomp_listen: `127.0.0.1:${await freePort()}`, plugin_dir: plugindir },
@@ -188,7 +188,7 @@ parley_plugin_entry(void)
       };
       for (const [s, kv] of Object.entries(extra)) ini[s] = Object.assign(ini[s] || {}, kv);
       fs.writeFileSync(path.join(dir, 'parley.ini'), iniText(ini));
-      return run(parleyd, ['-c', path.join(dir, 'parley.ini')], { cwd: dir, timeout: 15000, killSignal: 'SIGKILL' });
+      return run(parleyd, [...args, '-c', path.join(dir, 'parley.ini')], { cwd: dir, timeout: 15000, killSignal: 'SIGKILL' });
     }
     r = await runWith({ auth: { plugins: 'badabi' } });
     t.ok(r.code !== 0 && r.code !== -1, `parleyd refuses to start with it (exit ${r.code})`);
@@ -202,6 +202,14 @@ parley_plugin_entry(void)
     r = await runWith({ auth: { plugins: 'allowlist' }, allowlist: { logins: 'ok, bad:name' } });
     t.is(r.code, 2, 'allowlist with a malformed login: exit 2');
     t.like(r.stderr, /\[allowlist\] logins: 'bad:name' is not a login/, '... naming the bad login');
+    // parleyd -t runs the plugin's check hook: the same messages, before any start
+    r = await runWith({ auth: { plugins: 'allowlist' }, allowlist: { logins: 'ok, bad:name' } }, ['-t']);
+    t.is(r.code, 2, 'parleyd -t with a malformed login: exit 2 (the plugin\'s check hook)');
+    t.like(r.stderr, /\[allowlist\] logins: 'bad:name' is not a login/, '... with the message a start gives');
+    t.like(r.stderr, /auth plugin 'allowlist': its \[allowlist\] section is not accepted/, '... and the host names the plugin and its section');
+    r = await runWith({ auth: { plugins: 'allowlist' }, allowlist: { logins: 'alice, carol' } }, ['-t']);
+    t.is(r.code, 0, 'parleyd -t with good logins: exit 0');
+    t.like(r.stdout, /configuration OK/, '... configuration OK');
   } finally {
     if (srv) await srv.stop().catch(() => {});
     if (!process.env.PARLEY_TEST_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
