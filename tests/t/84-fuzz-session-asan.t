@@ -6,12 +6,16 @@
 // (REST calls, malformed requests), from fixed seeds, so a run can be
 // replayed.  parleyd must keep answering /healthz, route a message between
 // two new clients at the end, print no sanitizer report and exit 0 on
-// SIGTERM with no leak.  PARLEY_FUZZ_SECONDS sets each seed's time (default
-// 8); PARLEY_FUZZ_SEEDS the seeds (default 1,2,3).
+// SIGTERM with no leak.  Then one more seed on the redis backplane and
+// MariaDB storage, whose plugins see the same traffic.  PARLEY_FUZZ_SECONDS
+// sets each seed's time (default 8); PARLEY_FUZZ_SEEDS the seeds (default
+// 1,2,3).
 const { execFile } = require('child_process');
 const path = require('path');
 const t = require('../lib/tap');
 const { startParley, ROOT } = require('../lib/parley');
+const { startRedis } = require('../lib/svc-redis');
+const { withMariadb } = require('../lib/svc-mariadb');
 const { ASAN_BIN, ASAN_PLUGINS, SAN_ENV, sanReport, asanMissing } = require('../lib/asan');
 
 const FUZZ = path.join(ROOT, 'contrib', 'fuzz-session.py');
@@ -31,7 +35,9 @@ function fuzz(srv, seed, ws) {
   });
 }
 
-t.run(async () => {
+const LIMITS_OFF = { ip_max_connections: 0, ip_connect_rate: 0, msg_rate: 0, byte_rate: 0 };
+
+t.run(() => withMariadb(t, async (db) => {
   if (asanMissing()) {
     t.ok(false, asanMissing());
     return;
@@ -39,7 +45,7 @@ t.run(async () => {
   // the fuzzer opens connections as fast as it can: no per-address limits
   const srv = await startParley({ binary: ASAN_BIN, env: SAN_ENV, startTimeoutMs: 30000,
     ini: { server: { plugin_dir: ASAN_PLUGINS },
-      limits: { ip_max_connections: 0, ip_connect_rate: 0, msg_rate: 0, byte_rate: 0 } } });
+      limits: LIMITS_OFF } });
   servers.push(srv);
   let i = 0;
   for (const seed of SEEDS) {
@@ -63,4 +69,28 @@ t.run(async () => {
   const code = await srv.stop(30000);
   t.is(code, 0, `SIGTERM: exit 0 (got ${code}; 23 is a sanitizer report)`);
   t.is(sanReport(srv.log()), '', 'no sanitizer report at exit (leaks included)');
-});
+
+  // ---------------------------------------------- redis backplane, MariaDB storage
+  const redis = await startRedis({});
+  try {
+    const srv2 = await startParley({ binary: ASAN_BIN, env: SAN_ENV, startTimeoutMs: 30000,
+      ini: { server: { plugin_dir: ASAN_PLUGINS, instance_id: 'fuzz' },
+        backplane: { plugin: 'redis' }, redis: { url: redis.url },
+        storage: { plugin: 'mysql' }, mysql: { socket: db.socket, user: db.user, password: db.password, database: db.database },
+        limits: LIMITS_OFF } });
+    servers.push(srv2);
+    const seed = SEEDS[0] + 100;
+    const r = await fuzz(srv2, seed, 0.5);
+    const m = /fuzz-session: (\d+) steps, (\d+) messages seen/.exec(r.out);
+    t.ok(r.code === 0 && m && Number(m[2]) > 100, `redis + mysql, seed ${seed}: parleyd kept serving and routed messages` +
+      (m ? ` (${m[1]} steps, ${m[2]} messages)` : ''));
+    if (r.code !== 0) t.diag(r.out.slice(-2000));
+    const code2 = await srv2.stop(30000);
+    t.is(code2, 0, `redis + mysql: SIGTERM, exit 0 (got ${code2})`);
+    const rep = sanReport(srv2.log());
+    t.is(rep, '', 'redis + mysql: no sanitizer report (leaks included)');
+    if (rep) t.diag(rep);
+  } finally {
+    await redis.stop();
+  }
+}));
