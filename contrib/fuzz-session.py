@@ -13,7 +13,8 @@ names with values that are right, nearly right or wrong (ids and message
 ids the server handed out, numbers at and past their limits, escapes,
 control characters, long values), bodies with right and wrong
 content-length, frames cut at random points, heart-beats, abrupt closes,
-and now and then a REST request.  Everything the server sends is read and
+and now and then a REST request, a malformed HTTP request or a media
+upload (raw or multipart/form-data, right or broken, in pieces).  Everything the server sends is read and
 its message ids and positions are fed back into later frames.
 
 Every few hundred steps the server must answer GET /healthz within 5 s;
@@ -60,6 +61,8 @@ class Fuzz:
         self.tx = {}
         self.acks = {}
         self.ws = {}
+        self.media_ids = []
+        self.nmedia = 0
         self.ids_seen = set()
         self.trace = open(args.trace, 'wb') if args.trace else None
         self.sent = 0
@@ -104,6 +107,8 @@ class Fuzz:
             return r.choice(['text/plain', 'application/json', 'a' * 257,
                              'text/plain;charset=utf-8', 'a\\nb', 'x\\\\y', ''])
         if h == 'media-id':
+            if self.media_ids and k < 0.5:
+                return r.choice(self.media_ids)
             return r.choice(['abc', 'a' * 65, 'a/b', '', 'm-1_2'])
         if h == 'receipt':
             return r.choice(['r%d' % r.randrange(1000), '', 'x\\cy', 'x' * 2000])
@@ -151,6 +156,8 @@ class Fuzz:
                 hdrs.append(('transaction', r.choice(txs)))
             if r.random() < 0.2:
                 hdrs.append(('content-type', 'text/plain'))
+            if self.media_ids and r.random() < 0.1:
+                hdrs.append(('media-id', r.choice(self.media_ids)))
             body = self.body()
         elif k < 0.60:
             cmd = 'SUBSCRIBE'
@@ -444,8 +451,91 @@ class Fuzz:
         except OSError:
             pass
 
+    def media(self):
+        """An upload, raw or multipart/form-data, right or broken
+        (boundaries, part headers, file parts, lengths), sent in pieces;
+        then sometimes a fetch or delete of what it made."""
+        r = self.r
+        b = r.choice(['xyz', '----WebKitFormBoundary7MA4YWxkTrZu0gW', 'a' * 70, '', '"q"', 'a b'])
+        data = r.choice([b'\x89PNG\r\n\x1a\n' + b'p' * 100, b'GIF89a', b'hello', b'',
+                         bytes(r.randrange(256) for _ in range(r.randrange(2000)))])
+        if r.random() < 0.5:
+            ctype = r.choice(['image/png', 'text/plain', 'application/x-evil', '', 'image/*',
+                              'text/plain; charset=utf-8'])
+            body = data
+        else:
+            ctype = 'multipart/form-data' + r.choice(['; boundary=' + b, '; boundary="%s"' % b, '', ';boundary='])
+            d = b'--' + b.encode('latin1')
+            part = r.choice([
+                b'Content-Disposition: form-data; name="file"; filename="cat.png"\r\nContent-Type: image/png\r\n\r\n',
+                b'Content-Disposition: form-data; name="f"; filename="C:\\x\\..\\evil.txt"\r\n\r\n',
+                b'Content-Disposition: form-data; name="field"\r\n\r\n',
+                b'Content-Disposition: form-data; filename=' + b'n' * 2000 + b'\r\n\r\n',
+                b'\r\n', b'X: ' + b'h' * 9000 + b'\r\n\r\n', b'no blank line'])
+            parts = [d + b'\r\n' + part + data]
+            if r.random() < 0.3:
+                parts.append(d + b'\r\n' + part + b'second')
+            body = b'preamble\r\n' if r.random() < 0.2 else b''
+            body += b'\r\n'.join(parts) + r.choice([b'\r\n' + d + b'--\r\n', b'\r\n' + d + b'--',
+                                                     b'\r\n' + d + b'  \r\n', b'\r\n' + d, b'', b'\r\n' + d + b'x'])
+        if r.random() < 0.1:
+            body = body[:r.randrange(len(body) + 1)]
+        q = r.choice(['', '?name=a.png', '?room=a', '?room=.bad', '?name=' + 'n' * 300, '?room=a&name=%2e%2e%2fx'])
+        clen = r.choice([len(body)] * 6 + [len(body) + 10, max(len(body) - 1, 0), None])
+        head = ('POST /api/v1/media%s HTTP/1.1\r\nHost: p\r\nAuthorization: Basic dTE6eA==\r\n'
+                'Connection: close\r\n' % q)
+        if ctype:
+            head += 'Content-Type: %s\r\n' % ctype
+        if r.random() < 0.2:
+            head += 'Expect: 100-continue\r\n'
+        if clen is None:	# chunked, in random chunks
+            head += 'Transfer-Encoding: chunked\r\n'
+            out, i = b'', 0
+            while i < len(body):
+                n = r.randrange(1, 300)
+                out += b'%x\r\n' % len(body[i:i + n]) + body[i:i + n] + b'\r\n'
+                i += n
+            body = out + b'0\r\n\r\n'
+        else:
+            head += 'Content-Length: %d\r\n' % clen
+        req = head.encode() + b'\r\n' + body
+        if self.trace:
+            self.trace.write(b'MEDIA ' + req + b'\n')
+        try:
+            s = socket.create_connection((self.hh, int(self.hp)), timeout=5)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            cuts = sorted(r.sample(range(len(req) + 1), min(3, len(req) + 1)))
+            last = 0
+            for c in cuts + [len(req)]:
+                s.sendall(req[last:c])
+                last = c
+                if r.random() < 0.3:
+                    time.sleep(0.001)
+            # a body shorter than its length waits for the rest: not long
+            s.settimeout(0.5 if clen == len(body) else 0.05)
+            out = b''
+            try:
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    out += d
+            except OSError:
+                pass
+            s.close()
+        except OSError:
+            return
+        i = out.find(b'"id":"')
+        if i != -1:
+            mid = out[i + 6:out.find(b'"', i + 6)].decode('latin1')
+            self.remember(self.media_ids, mid)
+            self.nmedia += 1
+
     def rest(self):
         r = self.r
+        if r.random() < 0.3:
+            self.media()
+            return
         if r.random() < 0.4:
             self.raw_http()
             return
@@ -462,6 +552,7 @@ class Fuzz:
             ('/api/v1/rooms/%s/messages/%s' % (room, mid), 'PATCH', r.choice([b'{"body":"new"}', b'{}', b''])),
             ('/api/v1/rooms/%s/messages/%s' % (room, mid), 'DELETE', b''),
             ('/api/v1/media/%s' % mid, 'GET', b''),
+            ('/api/v1/media/%s' % (r.choice(self.media_ids) if self.media_ids else 'x'), r.choice(['GET', 'HEAD', 'DELETE']), b''),
             ('/metrics', 'GET', b''),
             ('/readyz', 'GET', b''),
         ])
@@ -555,8 +646,8 @@ class Fuzz:
             print('fuzz-session: after %d steps (seed %d) parleyd no longer '
                   'routes a message between two new clients' % (step, self.a.seed))
             return 1
-        print('fuzz-session: %d steps, %d messages seen, seed %d: parleyd '
-              'still serves' % (step, len(self.ids_seen), self.a.seed))
+        print('fuzz-session: %d steps, %d messages seen, %d media stored, seed %d: '
+              'parleyd still serves' % (step, len(self.ids_seen), self.nmedia, self.a.seed))
         return 0
 
 

@@ -3,8 +3,8 @@
 // The session fuzzer (contrib/fuzz-session.py) against the ASan/UBSan build:
 // random but plausible STOMP over TCP and WebSocket (subscriptions,
 // transactions, acks, edits, resume, broken frames and framing) and HTTP
-// (REST calls, malformed requests), from fixed seeds, so a run can be
-// replayed.  parleyd must keep answering /healthz, route a message between
+// (REST calls, media uploads raw and multipart, malformed requests), from
+// fixed seeds, so a run can be replayed.  parleyd must keep answering /healthz, route a message between
 // two new clients at the end, print no sanitizer report and exit 0 on
 // SIGTERM with no leak.  Then one more seed on the redis backplane and
 // MariaDB storage, whose plugins see the same traffic.  PARLEY_FUZZ_SECONDS
@@ -51,9 +51,9 @@ t.run(() => withMariadb(t, async (db) => {
   for (const seed of SEEDS) {
     const ws = [0.5, 0, 1][i++ % 3];	// mixed, TCP only, WebSocket only
     const r = await fuzz(srv, seed, ws);
-    const m = /fuzz-session: (\d+) steps, (\d+) messages seen/.exec(r.out);
+    const m = /fuzz-session: (\d+) steps, (\d+) messages seen, (\d+) media stored/.exec(r.out);
     t.ok(r.code === 0 && m, `seed ${seed}, ${ws * 100}% WebSocket, ${SECONDS} s: parleyd kept serving` +
-      (m ? ` (${m[1]} steps, ${m[2]} messages delivered to the fuzzer)` : ''));
+      (m ? ` (${m[1]} steps, ${m[2]} messages delivered to the fuzzer, ${m[3]} uploads stored)` : ''));
     if (r.code !== 0) t.diag(r.out.slice(-2000));
     // the fuzzer must reach past CONNECT: messages routed to its clients
     t.ok(m && Number(m[2]) > 100, `seed ${seed}: the traffic went deep enough to route messages`);
@@ -64,7 +64,8 @@ t.run(() => withMariadb(t, async (db) => {
   // every kind of error the protocol names came up at least once
   const log = srv.log();
   for (const re of [/WebSocket: unmasked client frame/, /STOMP error: frame too large/, /no such transaction/,
-    /bad HTTP request/, /undefined escape sequence/])
+    /bad HTTP request/, /undefined escape sequence/, /media upload refused \(400\): malformed multipart/,
+    /STOMP error: media-id refused/])
     t.like(log, re, `the fuzzer reached: ${re.source}`);
   const code = await srv.stop(30000);
   t.is(code, 0, `SIGTERM: exit 0 (got ${code}; 23 is a sanitizer report)`);
