@@ -242,6 +242,10 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_level = cfg->log_level;
+	/* from here on a stderr nobody reads cannot stop the loop */
+	if (log_async_start() == -1)
+		log_warn("cannot start the log writer thread: logging "
+		    "directly to stderr");
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	tune_malloc();

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "log.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -120,6 +121,10 @@ metrics_render(struct evbuffer *out)
 	    stats.err_protocol, stats.err_ws, stats.err_auth,
 	    stats.err_heartbeat, stats.slow_consumers, stats.err_storage,
 	    stats.err_http, stats.err_accept);
+	evbuffer_add_printf(out, "# HELP parley_log_lines_dropped_total Log "
+	    "lines dropped because stderr was not read fast enough.\n"
+	    "# TYPE parley_log_lines_dropped_total counter\n"
+	    "parley_log_lines_dropped_total %" PRIu64 "\n", log_dropped());
 	if (extra != NULL)
 		extra(out);
 	pthread_mutex_lock(&lock);
