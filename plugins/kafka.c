@@ -1726,6 +1726,42 @@ kb_fini(void *state)
 }
 
 /* parleyd -t: read and check the [kafka] section, connect to nothing. */
+/*
+ * parleyd -t: properties that are each valid but conflict (say
+ * max.in.flight above 5 with idempotence) are refused only by
+ * rd_kafka_new.  Make the handle with no bootstrap servers, so it connects
+ * to nothing, and destroy it at once (its threads end with it).  Takes
+ * conf.  0, or -1 after logging what a start would say.
+ */
+static void
+on_check_log(const rd_kafka_t *rk, int level, const char *fac,
+    const char *buf)
+{
+	/* that the handle has no brokers is the point here */
+	if (strstr(buf, "bootstrap.servers") == NULL)
+		on_log(rk, level, fac, buf);
+}
+
+static int
+kb_check_handle(struct kbp *b, rd_kafka_conf_t *conf, rd_kafka_type_t type,
+    const char *what)
+{
+	char err[512];
+	rd_kafka_t *rk;
+
+	rd_kafka_conf_set_opaque(conf, b);
+	rd_kafka_conf_set_log_cb(conf, on_check_log);
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", "", err,
+	    sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    (rk = rd_kafka_new(type, conf, err, sizeof(err))) == NULL) {
+		b->host->log(b->ctx, PARLEY_LOG_ERROR, "%s: %s", what, err);
+		rd_kafka_conf_destroy(conf);
+		return (-1);
+	}
+	rd_kafka_destroy(rk);	/* it owned conf */
+	return (0);
+}
+
 static int
 kb_check(const struct parley_host *host, struct parley_ctx *ctx)
 {
@@ -1740,8 +1776,12 @@ kb_check(const struct parley_host *host, struct parley_ctx *ctx)
 	b->host = host;
 	b->ctx = ctx;
 	rv = kb_config(b, &conf);
-	if (conf != NULL)
+	if (rv == 0)
+		rv = kb_check_handle(b, conf, RD_KAFKA_PRODUCER, "producer");
+	else if (conf != NULL)
 		rd_kafka_conf_destroy(conf);
+	if (rv == 0 && (conf = conf_for(b, ROLE_CONSUMER, NULL)) != NULL)
+		rv = kb_check_handle(b, conf, RD_KAFKA_CONSUMER, "consumer");
 	kb_config_free(b);
 	free(b);
 	return (rv);

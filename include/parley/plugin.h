@@ -527,8 +527,10 @@ struct parley_plugin {
 	 * plugins): check this instance's configuration for `parleyd -t`.
 	 * Read and validate every key init reads, and read (never write)
 	 * any file they name, with the same config_* functions and the same
-	 * messages as init -- but connect to nothing, create nothing, start
-	 * no thread.  Return 0 if init would accept the configuration, -1
+	 * messages as init -- but connect to nothing, create nothing, and
+	 * leave nothing running when it returns (no thread, no timer; a
+	 * library handle made only to validate settings is destroyed before
+	 * returning).  Return 0 if init would accept the configuration, -1
 	 * after logging why.  May block briefly (called before any loop
 	 * runs; the host calls nothing else of the instance, not fini).
 	 * NULL: -t only checks that the plugin loads.  The simplest way to
