@@ -65,7 +65,6 @@ class Fuzz:
         self.nmedia = 0
         self.ids_seen = set()
         self.trace = open(args.trace, 'wb') if args.trace else None
-        self.sent = 0
 
     # ---- values
 

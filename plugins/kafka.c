@@ -1725,7 +1725,16 @@ kb_fini(void *state)
 	free(b);
 }
 
-/* parleyd -t: read and check the [kafka] section, connect to nothing. */
+/* librdkafka's log during check: that the handle has no brokers is the
+ * point there, not news */
+static void
+on_check_log(const rd_kafka_t *rk, int level, const char *fac,
+    const char *buf)
+{
+	if (strstr(buf, "bootstrap.servers") == NULL)
+		on_log(rk, level, fac, buf);
+}
+
 /*
  * parleyd -t: properties that are each valid but conflict (say
  * max.in.flight above 5 with idempotence) are refused only by
@@ -1733,15 +1742,6 @@ kb_fini(void *state)
  * to nothing, and destroy it at once (its threads end with it).  Takes
  * conf.  0, or -1 after logging what a start would say.
  */
-static void
-on_check_log(const rd_kafka_t *rk, int level, const char *fac,
-    const char *buf)
-{
-	/* that the handle has no brokers is the point here */
-	if (strstr(buf, "bootstrap.servers") == NULL)
-		on_log(rk, level, fac, buf);
-}
-
 static int
 kb_check_handle(struct kbp *b, rd_kafka_conf_t *conf, rd_kafka_type_t type,
     const char *what)
@@ -1762,6 +1762,7 @@ kb_check_handle(struct kbp *b, rd_kafka_conf_t *conf, rd_kafka_type_t type,
 	return (0);
 }
 
+/* parleyd -t: read and check the [kafka] section, connect to nothing. */
 static int
 kb_check(const struct parley_host *host, struct parley_ctx *ctx)
 {
@@ -1775,13 +1776,12 @@ kb_check(const struct parley_host *host, struct parley_ctx *ctx)
 	}
 	b->host = host;
 	b->ctx = ctx;
-	rv = kb_config(b, &conf);
-	if (rv == 0)
+	/* kb_config returns the producer's configuration only on success */
+	if ((rv = kb_config(b, &conf)) == 0)
 		rv = kb_check_handle(b, conf, RD_KAFKA_PRODUCER, "producer");
-	else if (conf != NULL)
-		rd_kafka_conf_destroy(conf);
-	if (rv == 0 && (conf = conf_for(b, ROLE_CONSUMER, NULL)) != NULL)
-		rv = kb_check_handle(b, conf, RD_KAFKA_CONSUMER, "consumer");
+	if (rv == 0)	/* conf_for logs why it fails */
+		rv = (conf = conf_for(b, ROLE_CONSUMER, NULL)) == NULL ? -1 :
+		    kb_check_handle(b, conf, RD_KAFKA_CONSUMER, "consumer");
 	kb_config_free(b);
 	free(b);
 	return (rv);

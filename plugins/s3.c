@@ -1307,7 +1307,6 @@ fail:
 	return -1;
 }
 
-
 /*
  * parleyd -t: read and check [s3] as init does, but reach no endpoint:
  * neither the bucket check nor create_bucket happen here.

@@ -387,6 +387,22 @@ plugin_resolve(const char *name, int kind, const char *section,
 	return p;
 }
 
+/* A new instance of p, named after the plugin (its INI section). */
+static struct parley_ctx *
+ctx_new(const struct parley_plugin *p, void *dl, int kind, const char *name)
+{
+	struct parley_ctx *ctx;
+
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+		return NULL;
+	ctx->p = p;
+	ctx->dl = dl;
+	ctx->kind = kind;
+	ctx->ready = 1;
+	snprintf(ctx->name, sizeof(ctx->name), "%s", name);
+	return ctx;
+}
+
 static struct parley_ctx *
 plugin_open(const char *name, int kind, const char *section, const char *key)
 {
@@ -396,15 +412,10 @@ plugin_open(const char *name, int kind, const char *section, const char *key)
 
 	if ((p = plugin_resolve(name, kind, section, key, &dl)) == NULL)
 		return NULL;
-	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+	if ((ctx = ctx_new(p, dl, kind, name)) == NULL) {
 		dlclose(dl);
 		return NULL;
 	}
-	ctx->p = p;
-	ctx->dl = dl;
-	ctx->kind = kind;
-	ctx->ready = 1;
-	snprintf(ctx->name, sizeof(ctx->name), "%s", name);
 	if (p->init(&host, ctx, &ctx->state) != 0) {
 		log_error("%s: %s plugin '%s' failed to start (see above)",
 		    cfg->file, kind_names[kind], name);
@@ -419,18 +430,12 @@ plugin_open(const char *name, int kind, const char *section, const char *key)
 	return ctx;
 }
 
-int
-plugins_load(struct config *c, struct event_base *b,
-    void (*deliver)(const struct parley_msg *),
-    void (*persist)(const struct parley_msg *, uint64_t))
+/* What host->instance_id answers: [server] instance_id, or hostname-pid. */
+static void
+set_instance_name(const struct config *c)
 {
-	char *list, *tok, *save;
 	char host[64];
 
-	cfg = c;
-	base = b;
-	deliver_fn = deliver;
-	persist_fn = persist;
 	if (gethostname(host, sizeof(host)) == -1)
 		snprintf(host, sizeof(host), "parley");
 	host[sizeof(host) - 1] = '\0';
@@ -440,6 +445,20 @@ plugins_load(struct config *c, struct event_base *b,
 	else
 		snprintf(instance_name, sizeof(instance_name), "%s-%d", host,
 		    (int)getpid());
+}
+
+int
+plugins_load(struct config *c, struct event_base *b,
+    void (*deliver)(const struct parley_msg *),
+    void (*persist)(const struct parley_msg *, uint64_t))
+{
+	char *list, *tok, *save;
+
+	cfg = c;
+	base = b;
+	deliver_fn = deliver;
+	persist_fn = persist;
+	set_instance_name(c);
 	if ((plugins.storage = plugin_open(c->storage,
 	    PARLEY_PLUGIN_STORAGE, "storage", "plugin")) == NULL)
 		return -1;
@@ -706,15 +725,9 @@ plugin_check_one(const char *name, int kind, const char *section,
 	if ((p = plugin_resolve(name, kind, section, key, &dl)) == NULL)
 		return -1;
 	if (p->check != NULL) {
-		if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
-			dlclose(dl);
-			return -1;
-		}
-		ctx->p = p;
-		ctx->dl = dl;
-		ctx->kind = kind;
-		snprintf(ctx->name, sizeof(ctx->name), "%s", name);
-		if (p->check(&host, ctx) != 0) {
+		if ((ctx = ctx_new(p, dl, kind, name)) == NULL)
+			rv = -1;
+		else if (p->check(&host, ctx) != 0) {
 			log_error("%s: %s plugin '%s': its [%s] section is not "
 			    "accepted (see above)", cfg->file,
 			    kind_names[kind], name, name);
@@ -737,6 +750,7 @@ plugins_check(struct config *c)
 	int ok = 1;
 
 	cfg = c;
+	set_instance_name(c);	/* check hooks see what init would */
 	if (plugin_check_one(c->storage, PARLEY_PLUGIN_STORAGE, "storage",
 	    "plugin") == -1)
 		ok = 0;
