@@ -8,11 +8,16 @@
  * to that; the moderator role adds moderate; the admin role has all.
  */
 #include <ctype.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <event2/event.h>
 
 #include "access.h"
 #include "config.h"
@@ -444,10 +449,24 @@ struct ipent {
 	int open;
 	struct bucket connects;
 	int64_t last_log;
+	/* lines about this address ([limits] log_lines_per_minute) */
+	struct bucket lines;
+	uint64_t held;		/* lines left out since held_since */
+	int64_t held_since;
+	int64_t summed;		/* when the last summary was written */
+	char first[200];	/* the first line left out */
 };
 
 static struct strmap ips;
 static uint64_t admits;
+
+/* Forgotten after a minute with nothing open, left out or to refill. */
+static int
+ip_idle(const struct ipent *e, int64_t now)
+{
+	return e->open == 0 && e->held == 0 &&
+	    now - e->connects.last_ms > 60000 && now - e->lines.last_ms > 60000;
+}
 
 static void
 prune_one(const char *key, void *value, void *arg)
@@ -456,10 +475,27 @@ prune_one(const char *key, void *value, void *arg)
 	struct ipent **dead = arg;
 
 	(void)key;
-	/* idle and refilled: forget it (collected, freed after the walk) */
-	if (e->open == 0 && mono_ms() - e->connects.last_ms > 60000 &&
-	    *dead == NULL)
+	/* collected, freed after the walk */
+	if (*dead == NULL && ip_idle(e, mono_ms()))
 		*dead = e;
+}
+
+/* The entry of ip, made when there is none; NULL when out of memory. */
+static struct ipent *
+ip_get(const char *ip)
+{
+	struct ipent *e;
+
+	if ((e = strmap_get(&ips, ip)) != NULL)
+		return e;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	snprintf(e->ip, sizeof(e->ip), "%s", ip);
+	if (strmap_put(&ips, e->ip, e) == -1) {
+		free(e);
+		return NULL;
+	}
+	return e;
 }
 
 int
@@ -483,15 +519,8 @@ access_ip_admit(const char *ip)
 			free(dead);
 		}
 	}
-	if ((e = strmap_get(&ips, ip)) == NULL) {
-		if ((e = calloc(1, sizeof(*e))) == NULL)
-			return 0;
-		snprintf(e->ip, sizeof(e->ip), "%s", ip);
-		if (strmap_put(&ips, e->ip, e) == -1) {
-			free(e);
-			return 0;
-		}
-	}
+	if ((e = ip_get(ip)) == NULL)
+		return 0;
 	if (cfg->ip_max_connections > 0 && e->open >= cfg->ip_max_connections)
 		why = "too many open connections from this address";
 	else if (bucket_take(&e->connects, cfg->ip_connect_rate,
@@ -520,4 +549,145 @@ access_ip_release(const char *ip)
 
 	if ((e = strmap_get(&ips, ip)) != NULL && e->open > 0)
 		e->open--;
+}
+
+/* ------------------------------------------------------------ client lines */
+
+/*
+ * What one client address makes the server log (bad frames, failed logins,
+ * refusals, closes) is limited to [limits] log_lines_per_minute a minute,
+ * as many at once: a client that sends garbage as fast as it may connect
+ * cannot flood the log.  The rest are counted: the first one left out
+ * says so, and a minute later one line gives the count and the first line
+ * left out.  Only the loop thread uses the table; a line from elsewhere is
+ * written as it is.
+ */
+#define SUM_AFTER_MS	60000	/* a summary covers this long */
+#define SUM_TICK_MS	5000	/* how often summaries are looked for */
+#define PRUNE_MAX	64	/* idle entries freed per tick */
+
+static struct event *sum_ev;
+static pthread_t loop_thread;
+static int started;
+
+struct sumwalk {
+	int64_t now;
+	int force;		/* every summary now (at exit) */
+	struct ipent *dead[PRUNE_MAX];
+	size_t ndead;
+};
+
+static void
+summary(struct ipent *e, int64_t now)
+{
+	log_warn("%s: %" PRIu64 " more line%s about this address in the last "
+	    "%" PRId64 " s not logged ([limits] log_lines_per_minute = %d); "
+	    "the first: %s", e->ip, e->held, e->held == 1 ? "" : "s",
+	    (now - e->held_since + 999) / 1000, cfg->log_lines_per_minute,
+	    e->first);
+	e->held = 0;
+	e->summed = now;
+}
+
+static void
+sum_one(const char *key, void *value, void *arg)
+{
+	struct ipent *e = value;
+	struct sumwalk *w = arg;
+
+	(void)key;
+	if (e->held > 0 && (w->force || w->now - e->held_since >= SUM_AFTER_MS))
+		summary(e, w->now);
+	else if (w->ndead < PRUNE_MAX && ip_idle(e, w->now))
+		w->dead[w->ndead++] = e;
+}
+
+static void
+sum_walk(int force)
+{
+	struct sumwalk w;
+	size_t i;
+
+	w.now = mono_ms();
+	w.force = force;
+	w.ndead = 0;
+	strmap_foreach(&ips, sum_one, &w);
+	for (i = 0; i < w.ndead; i++) {
+		strmap_del(&ips, w.dead[i]->ip);
+		free(w.dead[i]);
+	}
+}
+
+static void
+sum_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sum_walk(0);
+}
+
+int
+access_start(struct event_base *base)
+{
+	struct timeval tv = { SUM_TICK_MS / 1000, 0 };
+
+	loop_thread = pthread_self();
+	if ((sum_ev = event_new(base, -1, EV_PERSIST, sum_cb, NULL)) == NULL ||
+	    event_add(sum_ev, &tv) == -1)
+		return -1;
+	started = 1;
+	return 0;
+}
+
+void
+access_stop(void)
+{
+	if (!started)
+		return;
+	started = 0;
+	sum_walk(1);		/* the counts still due go out too */
+	event_free(sum_ev);
+	sum_ev = NULL;
+}
+
+void
+access_log_client(int level, const char *ip, const char *fmt, ...)
+{
+	struct ipent *e;
+	va_list ap;
+	int64_t now;
+	double per_min;
+
+	if (level > log_level)
+		return;
+	va_start(ap, fmt);
+	if (!started || cfg->log_lines_per_minute == 0 || ip == NULL ||
+	    ip[0] == '\0' || !pthread_equal(pthread_self(), loop_thread) ||
+	    (e = ip_get(ip)) == NULL) {
+		log_vmsg(level, NULL, fmt, ap);
+		va_end(ap);
+		return;
+	}
+	now = mono_ms();
+	per_min = cfg->log_lines_per_minute;
+	if (bucket_take(&e->lines, per_min / 60.0, per_min, 1, now) == 0) {
+		log_vmsg(level, NULL, fmt, ap);
+		va_end(ap);
+		return;
+	}
+	e->lines.tokens += 1;	/* not logged: no debt either */
+	metrics_counter_add("parley_log_lines_held_total", NULL, 1);
+	if (e->held++ == 0) {
+		e->held_since = now;
+		(void)vsnprintf(e->first, sizeof(e->first), fmt, ap);
+		/* once per flood, not once per minute of it */
+		if (e->summed == 0 ||
+		    now - e->summed > SUM_AFTER_MS + SUM_TICK_MS)
+			log_warn("%s: over [limits] log_lines_per_minute (%d): "
+			    "further lines about this address are counted, and "
+			    "summed up once a minute", ip,
+			    cfg->log_lines_per_minute);
+	}
+	va_end(ap);
 }

@@ -54,4 +54,20 @@ int	 access_trusted_proxy(const char *ip);
 void	 access_client_ip(const char *peer, const char *xff, char *out,
 	    size_t outlen);
 
+/*
+ * A log line about a client at address ip (its connection's ip): written
+ * like log_msg while the address is within [limits] log_lines_per_minute;
+ * past that counted, and summed up in one line a minute per address.
+ * access_start begins the summaries (loop thread only); access_stop writes
+ * the ones still due (at exit).
+ */
+struct event_base;
+int	 access_start(struct event_base *base);
+void	 access_stop(void);
+void	 access_log_client(int level, const char *ip, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+#define log_client(ip, ...) access_log_client(PARLEY_LOG_INFO, ip, __VA_ARGS__)
+#define log_client_warn(ip, ...) \
+	access_log_client(PARLEY_LOG_WARN, ip, __VA_ARGS__)
+
 #endif

@@ -53,6 +53,7 @@ struct config {
 	int throttle_max_ms;
 	int ip_max_connections;
 	int ip_connect_rate, ip_connect_burst;
+	int log_lines_per_minute;	/* about one client address */
 	char *trusted_proxies;	/* "addr[/bits], ..." ("" = none) */
 
 	/* [permissions]; room rules live in [rooms] (free-form keys) */

@@ -509,13 +509,13 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED)
 		return;		/* TLS handshake done */
 	if (what & BEV_EVENT_TIMEOUT) {
-		log_info("%s: closed after linger timeout", c->peer);
+		log_client(c->ip, "%s: closed after linger timeout", c->peer);
 	} else if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();
 		unsigned long tlserr = bufferevent_get_openssl_error(bev);
 
 		if (tlserr != 0)
-			log_info("%s: TLS error: %s", c->peer,
+			log_client(c->ip, "%s: TLS error: %s", c->peer,
 			    ERR_reason_error_string(tlserr) ?
 			    ERR_reason_error_string(tlserr) : "unknown");
 		else
@@ -977,7 +977,7 @@ conn_check_room(struct conn *c)
 		stats.slow_consumers++;
 		snprintf(why, sizeof(why), "slow consumer: more than %lld "
 		    "bytes queued", (long long)cfg->max_outbound);
-		log_warn("%s: disconnecting %s", c->peer, why);
+		log_client_warn(c->ip, "%s: disconnecting %s", c->peer, why);
 		if (c->session != NULL)
 			session_shutdown(c->session);	/* ERROR + close */
 		conn_close(c, 1008, why);
@@ -1268,7 +1268,8 @@ conn_close(struct conn *c, int code, const char *reason)
 	c->closing = 1;
 	c->close_code = code;
 	if (code != 1000 && code != 1001)
-		log_info("%s: closing: %s", c->peer, reason ? reason : "");
+		log_client(c->ip, "%s: closing: %s", c->peer,
+		    reason ? reason : "");
 	/* stop reading, flush, then close; bounded by the linger timeout */
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_set_timeouts(c->bev, NULL, &linger);

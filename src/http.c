@@ -23,6 +23,7 @@
 #include "config.h"
 #include "conn.h"
 #include "http.h"
+#include "access.h"
 #include "log.h"
 #include "media.h"
 #include "metrics.h"
@@ -565,8 +566,8 @@ serve_upgrade(struct conn *c, struct http_req *r)
 	wr.origin = http_header(r, "origin");
 	if (ws_check_upgrade(&wr, cfg->origins, &ans) == -1) {
 		stats.err_ws++;
-		log_info("%s: WebSocket upgrade refused (%d): %s", c->peer,
-		    ans.status, ans.error);
+		log_client(c->ip, "%s: WebSocket upgrade refused (%d): %s",
+		    c->peer, ans.status, ans.error);
 		r->keep_alive = 0;
 		/* 426 names what to upgrade to (RFC 7231 6.5.15) and the
 		 * WebSocket version we speak (RFC 6455 4.4) */
@@ -768,7 +769,7 @@ http_input(struct conn *c)
 		evbuffer_drain(in, n);
 		if (err != HPE_OK && err != HPE_PAUSED) {
 			h->req.keep_alive = 0;
-			log_info("%s: bad HTTP request: %s", c->peer,
+			log_client(c->ip, "%s: bad HTTP request: %s", c->peer,
 			    http_errno_description(err));
 			http_error(c, err == HPE_CB_header_value ? 431 : 400,
 			    http_errno_description(err));

@@ -262,7 +262,7 @@ main(int argc, char **argv)
 	metrics_set_extra(extra_metrics);
 	if (worker_start(base, cfg->workers) == -1 ||
 	    conn_init(cfg, base) == -1 || broker_init(cfg) == -1 ||
-	    batcher_init(cfg, base) == -1) {
+	    batcher_init(cfg, base) == -1 || access_start(base) == -1) {
 		log_error("start-up failed");
 		return 1;
 	}
@@ -343,6 +343,7 @@ out:
 	plugins_unload();
 	broker_fini();
 	conn_fini();
+	access_stop();
 	log_info("parleyd stopped");
 	event_base_free(base);
 	access_fini();

@@ -708,8 +708,8 @@ fail(struct media_upload *u, int status, const char *fmt, ...)
 		evbuffer_drain(u->mpbuf, evbuffer_get_length(u->mpbuf));
 	resume_reading(u);
 	if (status != 401)
-		log_info("%s: media upload refused (%d): %s", u->peer, status,
-		    u->err);
+		log_client(u->ip, "%s: media upload refused (%d): %s",
+		    u->peer, status, u->err);
 }
 
 /* --- spool writer: one job at a time, in order */
@@ -1079,7 +1079,7 @@ auth_done(void *arg)
 	u->auth = u->auth_result;
 	if (u->auth != PARLEY_AUTH_ALLOW) {
 		u->auth = PARLEY_AUTH_DENY;
-		log_info("%s: media upload: authentication failed: %s",
+		log_client(u->ip, "%s: media upload: authentication failed: %s",
 		    u->peer, u->why);
 		fail(u, 401, "authentication required");
 	} else if (u->room[0] != '\0' && !(u->perms & PERM_WRITE)) {
@@ -1340,7 +1340,8 @@ start_store(struct media_upload *u)
 
 		snprintf(msg, sizeof(msg), "content type %s is not allowed "
 		    "here ([media] allowed_types)", u->ct);
-		log_info("%s: media upload refused (415): %s", u->peer, msg);
+		log_client(u->ip, "%s: media upload refused (415): %s", u->peer,
+		    msg);
 		metrics_counter_add("parley_media_rejected_total",
 		    "reason=\"type\"", 1);
 		/* the spool goes first: nothing of it stays */
@@ -1589,8 +1590,8 @@ fetch_done(void *arg)
 		static const char b[] = "{\"status\":401,\"error\":"
 		    "\"authentication required\"}";
 
-		log_info("%s: media: authentication failed: %s", j->peer,
-		    j->why);
+		log_client(j->ip, "%s: media: authentication failed: %s",
+		    j->peer, j->why);
 		http_respond(j->c, 401, "application/json",
 		    "WWW-Authenticate: Basic realm=\"parley\"\r\n", b,
 		    sizeof(b) - 1);

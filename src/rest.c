@@ -365,8 +365,8 @@ job_done(void *arg)
 		return;
 	}
 	if (j->auth != PARLEY_AUTH_ALLOW) {
-		log_info("%s: REST authentication failed: %s", j->c->peer,
-		    j->why);
+		log_client(j->c->ip, "%s: REST authentication failed: %s",
+		    j->c->peer, j->why);
 		http_respond(j->c, 401, "application/json",
 		    "WWW-Authenticate: Basic realm=\"parley\"\r\n",
 		    "{\"status\":401,\"error\":\"authentication required\"}",

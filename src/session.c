@@ -210,8 +210,8 @@ send_error(struct session *s, const char *receipt, const char *message,
 	if (s->conn == NULL || s->state == S_CLOSING)
 		return;
 	stats.err_protocol++;
-	log_info("%s: STOMP error: %s%s%s", s->conn->peer, message,
-	    detail ? ": " : "", detail ? detail : "");
+	log_client(s->conn->ip, "%s: STOMP error: %s%s%s", s->conn->peer,
+	    message, detail ? ": " : "", detail ? detail : "");
 	frame_begin(s, "ERROR");
 	frame_header(s, "message", message);
 	if (receipt != NULL)
@@ -247,8 +247,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->hb_recv_ms > 0 && now - s->last_in > (int64_t)s->hb_recv_ms *
 	    (100 + cfg->heartbeat_tolerance_pct) / 100) {
 		stats.err_heartbeat++;
-		log_info("%s: no heart-beat from %s for %" PRId64 " ms "
-		    "(negotiated %d ms): closing", s->conn->peer, s->login,
+		log_client(s->conn->ip, "%s: no heart-beat from %s for %" PRId64
+		    " ms (negotiated %d ms): closing", s->conn->peer, s->login,
 		    now - s->last_in, s->hb_recv_ms);
 		set_closing(s);
 		conn_close(s->conn, 1001, "heart-beat timeout");
@@ -509,9 +509,9 @@ rate_take(struct session *s, size_t bytes)
 		s->throttled_since = now;
 	if (now - s->last_limit_log >= 10000) {
 		s->last_limit_log = now;
-		log_warn("%s: %s over [limits] %s: holding back %d ms",
-		    s->conn->peer, s->login, w1 >= w2 ? "msg_rate" :
-		    "byte_rate", wait);
+		log_client_warn(s->conn->ip, "%s: %s over [limits] %s: holding "
+		    "back %d ms", s->conn->peer, s->login, w1 >= w2 ?
+		    "msg_rate" : "byte_rate", wait);
 	}
 	if (now + wait - s->throttled_since > cfg->throttle_max_ms) {
 		send_error(s, NULL, "rate limit exceeded", "see [limits] "
@@ -677,8 +677,8 @@ expiry_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->conn == NULL || s->state != S_CONNECTED)
 		return;
 	stats.err_auth++;
-	log_info("%s: credentials of %s expired: closing", s->conn->peer,
-	    s->login);
+	log_client(s->conn->ip, "%s: credentials of %s expired: closing",
+	    s->conn->peer, s->login);
 	send_error(s, NULL, "credentials expired",
 	    "connect again with new credentials");
 }
@@ -713,7 +713,7 @@ auth_done(void *arg)
 		goto out;
 	if (j->result != PARLEY_AUTH_ALLOW) {
 		stats.err_auth++;
-		log_info("%s: authentication failed for '%s': %s",
+		log_client(s->conn->ip, "%s: authentication failed for '%s': %s",
 		    s->conn->peer, j->login ? j->login : "", j->why);
 		send_error(s, j->receipt, "authentication failed", NULL);
 		goto out;

@@ -17,6 +17,7 @@
 #include <event2/bufferevent.h>
 
 #include "conn.h"
+#include "access.h"
 #include "log.h"
 #include "metrics.h"
 #include "session.h"
@@ -292,7 +293,7 @@ fail(struct conn *c, int code, const char *why)
 {
 	if (code == 1002 || code == 1007 || code == 1009)
 		stats.err_ws++;
-	log_info("%s: WebSocket: %s", c->peer, why);
+	log_client(c->ip, "%s: WebSocket: %s", c->peer, why);
 	ws_close(c, code, why);
 	conn_close(c, code, why);
 }
@@ -336,8 +337,8 @@ on_control(struct conn *c, struct ws *w)
 			    w->ctl_len >= 2 ? 2 : 0);
 		w->close_sent = 1;
 		if (code != 0 && code != 1000 && code != 1001)
-			log_info("%s: WebSocket closed with code %u", c->peer,
-			    code);
+			log_client(c->ip, "%s: WebSocket closed with code %u",
+			    c->peer, code);
 		conn_close(c, code != 0 ? (int)code : 1000, "WebSocket closed");
 		break;
 	default:		/* a pong */

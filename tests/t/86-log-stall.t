@@ -38,7 +38,7 @@ async function metric(srv, name) {
 }
 
 t.run(async () => {
-  const srv = await startParley({ ini: { limits: { ip_max_connections: 0, ip_connect_rate: 0, msg_rate: 0, byte_rate: 0 } } });
+  const srv = await startParley({ ini: { limits: { ip_max_connections: 0, ip_connect_rate: 0, msg_rate: 0, byte_rate: 0, log_lines_per_minute: 0 } } });
   servers.push(srv);
   t.is(await metric(srv, 'parley_log_lines_dropped_total'), 0, '/metrics: parley_log_lines_dropped_total starts at 0');
 
@@ -84,7 +84,7 @@ t.run(async () => {
   t.like(srv.log(), /parleyd stopped\n$/, 'the last line, written at exit, arrives');
 
   // a stderr that stays stuck does not keep parleyd from exiting
-  const srv2 = await startParley({ ini: { limits: { ip_max_connections: 0, ip_connect_rate: 0, msg_rate: 0, byte_rate: 0 } } });
+  const srv2 = await startParley({ ini: { limits: { ip_max_connections: 0, ip_connect_rate: 0, msg_rate: 0, byte_rate: 0, log_lines_per_minute: 0 } } });
   servers.push(srv2);
   srv2.proc.stderr.pause();
   for (let i = 0; i < 500; i += 50) await Promise.all(Array.from({ length: 50 }, (_, k) => badClient(srv2.stompPort, i + k)));
