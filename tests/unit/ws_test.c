@@ -47,6 +47,14 @@ log_msg(int level, const char *who, const char *fmt, ...)
 }
 
 void
+access_log_client(int level, const char *ip, const char *fmt, ...)
+{
+	(void)level;
+	(void)ip;
+	(void)fmt;
+}
+
+void
 session_input(struct session *s, const char *data, size_t len)
 {
 	(void)s;
