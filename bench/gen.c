@@ -99,7 +99,7 @@ static struct {
 	uint64_t sent, receipts, expected, received, gaps, dups, reorder;
 	uint64_t other, errors, conn_errors, closed, eols;
 	uint64_t last_other_ns, last_delivery_ns, last_progress_ns;
-	uint64_t bytes_in;
+	uint64_t bytes_in, bytes_in0;	/* all bytes read; at the start */
 	struct hist lat, conn, resume;
 	char first_error[256];
 } st;
@@ -887,6 +887,7 @@ start_run(void)
 	gen_cpu0 = self_cpu();
 	sys_busy0 = sys_busy();
 	t_run0 = now_ns();
+	st.bytes_in0 = st.bytes_in;
 	st.last_delivery_ns = t_run0;
 	st.last_progress_ns = t_run0;
 	if (opt.sc == SC_IDLE || opt.sc == SC_HISTORY)
@@ -905,6 +906,16 @@ start_run(void)
 /* ------------------------------------------------------------ report */
 
 static double other_pct;	/* CPU used by everything else, % of a core */
+
+/* What the run read per delivery: frame sizes on the wire, so servers
+ * whose frames differ in size can be compared for it. */
+static double
+bytes_per_delivery(void)
+{
+	if (st.received == 0 || opt.sc == SC_IDLE || opt.sc == SC_STORM)
+		return 0;
+	return (double)(st.bytes_in - st.bytes_in0) / (double)st.received;
+}
 
 static void
 csv_row(FILE *f, int header, double secs, double rate, double srv_cpu,
@@ -926,7 +937,7 @@ csv_row(FILE *f, int header, double secs, double rate, double srv_cpu,
 		    "server_rss_per_conn_b,server_cpu_pct,"
 		    "server_us_per_delivery,gen_cpu_pct,gen_us_per_delivery,"
 		    "resume_p50_us,resume_max_us,generator_bound,"
-		    "deliveries_per_write,other_cpu_pct\n");
+		    "deliveries_per_write,other_cpu_pct,bytes_per_delivery\n");
 	if (srv1.rss_kib > 0 && nready > 0)
 		perconn = (srv1.rss_kib - srvbase.rss_kib) * 1024 / nready;
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", localtime(&now));
@@ -934,7 +945,7 @@ csv_row(FILE *f, int header, double secs, double rate, double srv_cpu,
 	    ",%" PRIu64 ",%" PRId64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.0f,"
 	    "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 	    ",%" PRIu64 ",%" PRIu64 ",%.0f,%" PRIu64 ",%" PRIu64 ",%ld,%ld,%.1f,"
-	    "%.3f,%.1f,%.3f,%" PRIu64 ",%" PRIu64 ",%s,%.1f,%.1f\n",
+	    "%.3f,%.1f,%.3f,%" PRIu64 ",%" PRIu64 ",%s,%.1f,%.1f,%.0f\n",
 	    date, opt.label, opt.target, scenario_names[opt.sc],
 	    opt.urls[0].ws ? "ws" : "tcp", opt.rooms, opt.subs,
 	    opt.sc == SC_HISTORY ? 1 : opt.rooms * opt.ppr, opt.size,
@@ -951,7 +962,8 @@ csv_row(FILE *f, int header, double secs, double rate, double srv_cpu,
 	    secs > 0 ? gen_cpu / secs * 100 : 0, gen_us,
 	    hist_quantile(&st.resume, 0.5), st.resume.max, bound,
 	    srv1.syscw > srv0.syscw ? (double)st.received /
-	    (double)(srv1.syscw - srv0.syscw) : 0, other_pct);
+	    (double)(srv1.syscw - srv0.syscw) : 0, other_pct,
+	    bytes_per_delivery());
 }
 
 static void
@@ -1038,6 +1050,10 @@ report(void)
 		    PRIu64 "; other MESSAGEs (presence) %" PRIu64 "\n",
 		    st.gaps, st.dups, st.reorder, st.other);
 		printf("  %.0f deliveries/s over %.2f s\n", rate, secs);
+		if (st.received > 0)
+			printf("  %.0f bytes received per delivery (frames with "
+			    "their WebSocket headers, receipts included)\n",
+			    bytes_per_delivery());
 	}
 	if (st.lat.count > 0) {
 		printf("  latency (send -> receive):\n");

@@ -16,7 +16,7 @@ const { generator, lastRow } = require('../lib/bench');
 
 t.run(async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-bench-smoke-'));
-  let srv, refl;
+  let srv, refl, parleyBytes = NaN;
   try {
     const pb = await generator(tmp);
     t.ok(fs.existsSync(pb), 'the generator builds');
@@ -60,6 +60,11 @@ t.run(async () => {
     await bench('fanout-ws', ['fanout', '-u', srv.ws, '-n', '50', '-d', '2', '-w', '8'], (row) => {
       t.is(Number(row.expected), Number(row.sent) * 50, 'fanout-ws: every message is expected at all 50 subscribers');
       t.ok(Number(row.lat_p50_us) > 0, 'fanout-ws: latency measured');
+      // a MESSAGE carries a 100-byte body, a WebSocket header and
+      // Parley's headers (subscription, message-id, destination,
+      // position, sender, timestamp, content-length: well over 100 bytes)
+      parleyBytes = Number(row.bytes_per_delivery);
+      t.ok(parleyBytes > 100 + 2 + 150 && parleyBytes < 100 + 600, `fanout-ws: bytes read per delivery (${row.bytes_per_delivery}) fit a MESSAGE with a 100-byte body and Parley's headers`);
     });
     // 4 rooms x 10 subscribers over STOMP/TCP, 2 publishers per room at a fixed rate
     await bench('rooms-tcp', ['rooms', '-u', `tcp://127.0.0.1:${srv.stompPort}`, '-n', '40', '-r', '4',
@@ -89,6 +94,10 @@ t.run(async () => {
       const row = lastRow(csv);
       t.is(row.label, fault, `${fault}: the run against the faulty reflector was recorded`);
       t.ok(r.code !== 0, `${fault}: the generator exits non-zero (${r.code})`);
+      // the reflector's MESSAGE has 4 headers to Parley's 7
+      if (fault === 'drop-every')
+        t.ok(Number(row.bytes_per_delivery) > 100 + 2 && Number(row.bytes_per_delivery) < parleyBytes,
+          `the reflector's bytes per delivery (${row.bytes_per_delivery}) are more than its body and fewer than Parley's (${parleyBytes})`);
       if (fault === 'drop-every')
         t.ok(Number(row.missing) > 0 && Number(row.gaps) > 0, `drop-every: missing (${row.missing}) and gaps (${row.gaps}) reported`);
       else
