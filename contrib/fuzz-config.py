@@ -70,7 +70,7 @@ def base_config(port, sport):
                     ('throttle_max_ms', '5000'),
                     ('ip_max_connections', '1000'),
                     ('ip_connect_rate', '100'), ('ip_connect_burst', '200'),
-                    ('log_lines_per_minute', '60'),
+                    ('log_lines_per_minute', '60'), ('ipv6_prefix', '64'),
                     ('trusted_proxies', '')]),
         ('permissions', [('default', 'read,write'), ('admin_role', 'admin'),
                          ('moderator_role', 'moderator')]),

@@ -458,7 +458,6 @@ struct ipent {
 };
 
 static struct strmap ips;
-static uint64_t admits;
 
 /* Forgotten after a minute with nothing open, left out or to refill. */
 static int
@@ -468,16 +467,41 @@ ip_idle(const struct ipent *e, int64_t now)
 	    now - e->connects.last_ms > 60000 && now - e->lines.last_ms > 60000;
 }
 
-static void
-prune_one(const char *key, void *value, void *arg)
-{
-	struct ipent *e = value;
-	struct ipent **dead = arg;
+#define IP_KEY_MAX	64
 
-	(void)key;
-	/* collected, freed after the walk */
-	if (*dead == NULL && ip_idle(e, mono_ms()))
-		*dead = e;
+/*
+ * The key an address is counted under: IPv4, and IPv4-mapped IPv6 (what a
+ * dual-stack listener sees of an IPv4 client), as the IPv4 address; IPv6
+ * by its first [limits] ipv6_prefix bits ("2001:db8:1:2::/64"), since one
+ * host is usually given a /64 and may use any address in it.  Returns ip
+ * itself or key.
+ */
+static const char *
+ip_key(const char *ip, char *key, size_t len)
+{
+	static const unsigned char mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+	unsigned char a[16];
+	char txt[INET6_ADDRSTRLEN];
+	int bits = cfg->ipv6_prefix, i;
+
+	if (addr_parse(ip, a) != 6)
+		return ip;
+	if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+		if (inet_ntop(AF_INET, a + 12, key, (socklen_t)len) == NULL)
+			return ip;
+		return key;
+	}
+	if (bits >= 128)
+		return ip;
+	for (i = 0; i < 16; i++, bits -= 8)
+		if (bits < 8)
+			a[i] &= bits <= 0 ? 0 : (unsigned char)(0xff << (8 - bits));
+	if (inet_ntop(AF_INET6, a, txt, sizeof(txt)) == NULL)
+		return ip;
+	snprintf(key, len, "%s/%d", txt, cfg->ipv6_prefix);
+	return key;
 }
 
 /* The entry of ip, made when there is none; NULL when out of memory. */
@@ -504,21 +528,11 @@ access_ip_admit(const char *ip)
 	struct ipent *e;
 	int64_t now = mono_ms();
 	const char *why = NULL;
+	char key[IP_KEY_MAX];
 
 	if (cfg->ip_max_connections == 0 && cfg->ip_connect_rate == 0)
 		return 0;
-	if (++admits % 256 == 0) {
-		/* forget a few idle addresses now and then */
-		for (int k = 0; k < 16; k++) {
-			struct ipent *dead = NULL;
-
-			strmap_foreach(&ips, prune_one, &dead);
-			if (dead == NULL)
-				break;
-			strmap_del(&ips, dead->ip);
-			free(dead);
-		}
-	}
+	ip = ip_key(ip, key, sizeof(key));
 	if ((e = ip_get(ip)) == NULL)
 		return 0;
 	if (cfg->ip_max_connections > 0 && e->open >= cfg->ip_max_connections)
@@ -546,7 +560,9 @@ void
 access_ip_release(const char *ip)
 {
 	struct ipent *e;
+	char key[IP_KEY_MAX];
 
+	ip = ip_key(ip, key, sizeof(key));
 	if ((e = strmap_get(&ips, ip)) != NULL && e->open > 0)
 		e->open--;
 }
@@ -658,13 +674,14 @@ access_log_client(int level, const char *ip, const char *fmt, ...)
 	va_list ap;
 	int64_t now;
 	double per_min;
+	char key[IP_KEY_MAX];
 
 	if (level > log_level)
 		return;
 	va_start(ap, fmt);
 	if (!started || cfg->log_lines_per_minute == 0 || ip == NULL ||
 	    ip[0] == '\0' || !pthread_equal(pthread_self(), loop_thread) ||
-	    (e = ip_get(ip)) == NULL) {
+	    (e = ip_get(ip_key(ip, key, sizeof(key)))) == NULL) {
 		log_vmsg(level, NULL, fmt, ap);
 		va_end(ap);
 		return;
@@ -686,7 +703,7 @@ access_log_client(int level, const char *ip, const char *fmt, ...)
 		    now - e->summed > SUM_AFTER_MS + SUM_TICK_MS)
 			log_warn("%s: over [limits] log_lines_per_minute (%d): "
 			    "further lines about this address are counted, and "
-			    "summed up once a minute", ip,
+			    "summed up once a minute", e->ip,
 			    cfg->log_lines_per_minute);
 	}
 	va_end(ap);

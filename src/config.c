@@ -168,6 +168,8 @@ static const struct key keytab[] = {
 	    F(ip_connect_rate), "new connections per second per client IP (0 = no limit)" },
 	{ "limits", "ip_connect_burst", KT_INT, "200", 1, 1000000, NULL, 0,
 	    F(ip_connect_burst), "new connections at once per client IP above ip_connect_rate" },
+	{ "limits", "ipv6_prefix", KT_INT, "64", 32, 128, NULL, 0,
+	    F(ipv6_prefix), "IPv6 clients are counted per block of this many leading bits" },
 	{ "limits", "log_lines_per_minute", KT_INT, "60", 0, 1000000, NULL, 0,
 	    F(log_lines_per_minute), "log lines a minute about one client address, the rest summed up (0 = no limit)" },
 	{ "limits", "trusted_proxies", KT_STRING, "", 0, 0, NULL, KF_EMPTY,

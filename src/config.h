@@ -54,6 +54,7 @@ struct config {
 	int ip_max_connections;
 	int ip_connect_rate, ip_connect_burst;
 	int log_lines_per_minute;	/* about one client address */
+	int ipv6_prefix;		/* per-IP limits count IPv6 per block */
 	char *trusted_proxies;	/* "addr[/bits], ..." ("" = none) */
 
 	/* [permissions]; room rules live in [rooms] (free-form keys) */

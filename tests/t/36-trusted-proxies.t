@@ -16,6 +16,7 @@ const path = require('path');
 const { spawn } = require('child_process');
 const t = require('../lib/tap');
 const { startParley, runParleyd, sleep, httpGet, freePort, ROOT } = require('../lib/parley');
+const { wsFrame } = require('../lib/stomp-raw');
 
 const servers = [];
 const procs = [];
@@ -108,6 +109,46 @@ t.run(async () => {
   for (const x of stomp) x.s.destroy();
   t.is(await srv.stop(), 0, 'clean stop');
 
+  // IPv6 clients are counted per /64 ([limits] ipv6_prefix): one host may
+  // use any address of its block; IPv4-mapped IPv6 is the IPv4 address
+  const v6 = await startParley({ ini: { limits: Object.assign({ trusted_proxies: '127.0.0.1', log_lines_per_minute: 2 }, LIMITS) } });
+  servers.push(v6);
+  const x = (ip) => ({ 'X-Forwarded-For': ip });
+  const v1 = await upgrade(v6.port, x('2001:db8:1:2::a'));
+  const v2 = await upgrade(v6.port, x('2001:db8:1:2:ffff:ffff:ffff:ffff'));
+  const v3 = await upgrade(v6.port, x('2001:db8:1:2::b'));
+  t.ok(v1.status === 101 && v2.status === 101 && v3.status === 429,
+    `IPv6: three addresses of one /64 share its 2 connections (${v1.status}, ${v2.status}, ${v3.status})`);
+  const v4 = await upgrade(v6.port, x('2001:db8:1:3::a'));
+  t.is(v4.status, 101, 'IPv6: the next /64 has its own (101)');
+  await sleep(100);
+  t.like(v6.log(), /2001:db8:1:2::\/64: refusing connection: too many open connections/, 'the log names the block');
+  const m1 = await upgrade(v6.port, x('192.0.2.1'));
+  const m2 = await upgrade(v6.port, x('::ffff:192.0.2.1'));
+  const m3 = await upgrade(v6.port, x('::ffff:192.0.2.1'));
+  const m4 = await upgrade(v6.port, x('::ffff:192.0.2.2'));
+  t.ok(m1.status === 101 && m2.status === 101 && m3.status === 429 && m4.status === 101,
+    `IPv4-mapped IPv6 counts as the IPv4 address, not as a /64 of all IPv4 (${m1.status}, ${m2.status}, ${m3.status}, ${m4.status})`);
+  // the log cap goes by the same block: 2 lines, then one notice for it
+  for (const ip of ['2001:db8:9:9::1', '2001:db8:9:9::2', '2001:db8:9:9::3']) {
+    const c = await upgrade(v6.port, x(ip));
+    c.sock.write(wsFrame(1, 'BOGUS\n\n\0'));
+    await new Promise((r) => c.sock.once('close', r));
+  }
+  await sleep(100);
+  t.ok((v6.log().match(/2001:db8:9:9::\d via 127\.0\.0\.1:\d+: /g) || []).length === 2 &&
+    /2001:db8:9:9::\/64: over \[limits\] log_lines_per_minute \(2\)/.test(v6.log()),
+    'three addresses of one /64 share its log_lines_per_minute (2 lines, then the notice for the block)');
+  for (const c of [v1, v2, v3, v4, m1, m2, m3, m4]) await close(c);
+  t.is(await v6.stop(), 0, 'clean stop');
+  const w6 = await startParley({ ini: { limits: Object.assign({ trusted_proxies: '127.0.0.1', ipv6_prefix: 128 }, LIMITS) } });
+  servers.push(w6);
+  const w = [];
+  for (const ip of ['2001:db8:1:2::a', '2001:db8:1:2::b', '2001:db8:1:2::c']) w.push(await upgrade(w6.port, x(ip)));
+  t.ok(w.every((c) => c.status === 101), `ipv6_prefix = 128: each address on its own (${w.map((c) => c.status)})`);
+  for (const c of w) await close(c);
+  t.is(await w6.stop(), 0, 'clean stop');
+
   // without trusted_proxies the header is ignored
   const plain = await startParley({ ini: { limits: LIMITS } });
   servers.push(plain);
@@ -129,6 +170,9 @@ t.run(async () => {
     t.ok(r.code !== 0, `trusted_proxies with '${bad}': parleyd -t exits ${r.code}`);
     t.like(r.stderr, new RegExp(`bad\\.ini: \\[limits\\] trusted_proxies = .*${why.source}`), '... naming file, section, key and why');
   }
+  fs.writeFileSync(path.join(dir, 'bad.ini'), '[limits]\nipv6_prefix = 16\n');
+  const r6 = await runParleyd(['-t', '-c', path.join(dir, 'bad.ini')], { cwd: dir });
+  t.ok(r6.code === 2 && /bad\.ini.*\[limits\] ipv6_prefix.*16/.test(r6.stderr), `ipv6_prefix = 16 (below 32): -t exits ${r6.code} naming file, section, key and value`);
   fs.rmSync(dir, { recursive: true, force: true });
 
   // the header parser under ASan/UBSan, with odd headers
