@@ -112,6 +112,8 @@ static const struct key keytab[] = {
 	    F(heartbeat_tolerance_pct), "grace on the peer's heart-beat interval, percent" },
 	{ "server", "connect_timeout_ms", KT_MS, "10000", 100, 600000, NULL, 0,
 	    F(connect_timeout_ms), "time a new connection has to send CONNECT" },
+	{ "server", "http_timeout_ms", KT_MS, "75000", 1000, 3600000, NULL, 0,
+	    F(http_timeout_ms), "an HTTP connection silent this long is closed (408 within a request)" },
 	{ "server", "max_subscriptions", KT_INT, "256", 1, 100000, NULL, 0,
 	    F(max_subscriptions), "subscriptions per connection" },
 	{ "server", "resume_max", KT_INT, "1000", 1, 100000, NULL, 0,

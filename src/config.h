@@ -33,6 +33,7 @@ struct config {
 	int heartbeat_ms;	/* what we offer/want: 0 = none */
 	int heartbeat_tolerance_pct; /* grace on the peer's interval */
 	int connect_timeout_ms;	/* CONNECT must arrive within */
+	int http_timeout_ms;	/* HTTP: silence in a request or between */
 	int max_subscriptions;	/* per connection */
 	int resume_max;		/* max messages one resume replays */
 	int history_max;	/* max `history: n` and REST limit */

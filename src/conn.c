@@ -222,6 +222,13 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	} else if ((c->http = http_conn_new(c)) == NULL) {
 		conn_close(c, 1011, "out of memory");
 		return;
+	} else {
+		/* a request (or the TLS handshake) that stalls, and an idle
+		 * keep-alive connection, end: see http_timeout */
+		struct timeval tv = { cfg->http_timeout_ms / 1000,
+		    (cfg->http_timeout_ms % 1000) * 1000 };
+
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
 	}
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	log_debug("%s: connected (%s)", c->peer,
@@ -508,6 +515,9 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;		/* TLS handshake done */
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+	    c->kind == CONN_HTTP && http_timeout(c) == 0)
+		return;
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_client(c->ip, "%s: closed after linger timeout", c->peer);
 	} else if (what & BEV_EVENT_ERROR) {
@@ -1332,6 +1342,8 @@ int
 conn_upgrade_ws(struct conn *c, const char *bearer)
 {
 	c->kind = CONN_WS;
+	/* from here the session's CONNECT timeout and heart-beats rule */
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	if (ws_init(c, cfg->max_frame) == -1)
 		return -1;
 	if ((c->session = session_new(c, bearer)) == NULL)

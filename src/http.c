@@ -46,6 +46,7 @@ struct http_conn {
 	int pending;		/* its answer is not written yet */
 	int too_large;
 	int too_many_headers;
+	int begun;		/* a request's first byte came */
 };
 
 static struct config *cfg;
@@ -73,6 +74,7 @@ http_status_text(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 409: return "Conflict";
+	case 408: return "Request Timeout";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
 	case 426: return "Upgrade Required";
@@ -108,6 +110,7 @@ req_reset(struct http_conn *h)
 	h->complete = 0;
 	h->too_large = 0;
 	h->too_many_headers = 0;
+	h->begun = 0;
 }
 
 static char *
@@ -147,7 +150,10 @@ header_done(struct http_conn *h)
 static int
 on_message_begin(http_parser *p)
 {
-	req_reset(p->data);
+	struct http_conn *h = p->data;
+
+	req_reset(h);
+	h->begun = 1;
 	return 0;
 }
 
@@ -746,6 +752,33 @@ route(struct conn *c, struct http_req *r)
 		return;
 	}
 	serve_static(c, r);
+}
+
+int
+http_timeout(struct conn *c)
+{
+	struct http_conn *h = c->http;
+
+	if (h == NULL || c->closed || c->closing || c->bev == NULL)
+		return -1;
+	if (h->pending) {
+		/* our answer is late, not the client: keep reading */
+		bufferevent_enable(c->bev, EV_READ);
+		return 0;
+	}
+	if (!h->begun && evbuffer_get_length(bufferevent_get_input(c->bev))
+	    == 0) {
+		log_debug("%s: idle HTTP connection closed after %d ms",
+		    c->peer, cfg->http_timeout_ms);
+		conn_close(c, 1000, "idle");
+		return 0;
+	}
+	log_client(c->ip, "%s: HTTP request not complete after %d ms of "
+	    "silence: 408", c->peer, cfg->http_timeout_ms);
+	h->req.keep_alive = 0;
+	http_error(c, 408, "request timeout: nothing came for "
+	    "[server] http_timeout_ms");
+	return 0;
 }
 
 void

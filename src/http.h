@@ -40,6 +40,13 @@ struct http_conn *http_conn_new(struct conn *c);
 void	http_conn_free(struct http_conn *h);
 /* Parse what is in the connection's input buffer. */
 void	http_input(struct conn *c);
+/*
+ * The connection sent nothing for [server] http_timeout_ms: within a
+ * request 408 and close, between requests close; while the answer is
+ * being made (the client waits for us) reading goes on.  Returns 0, or -1
+ * when the connection should go at once.
+ */
+int	http_timeout(struct conn *c);
 
 /* Header value (name lowercase) or NULL. */
 const char *http_header(const struct http_req *r, const char *name);
