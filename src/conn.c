@@ -223,12 +223,13 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		conn_close(c, 1011, "out of memory");
 		return;
 	} else {
-		/* a request (or the TLS handshake) that stalls, and an idle
-		 * keep-alive connection, end: see http_timeout */
+		/* a request (or the TLS handshake) that stalls, an idle
+		 * keep-alive connection, and an answer the client stops
+		 * reading, end: see http_timeout */
 		struct timeval tv = { cfg->http_timeout_ms / 1000,
 		    (cfg->http_timeout_ms % 1000) * 1000 };
 
-		bufferevent_set_timeouts(c->bev, &tv, NULL);
+		bufferevent_set_timeouts(c->bev, &tv, &tv);
 	}
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	log_debug("%s: connected (%s)", c->peer,
@@ -518,7 +519,11 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    c->kind == CONN_HTTP && http_timeout(c) == 0)
 		return;
-	if (what & BEV_EVENT_TIMEOUT) {
+	if ((what & BEV_EVENT_TIMEOUT) && c->kind == CONN_HTTP &&
+	    !c->closing) {
+		log_client(c->ip, "%s: HTTP answer not read for %d ms: closed",
+		    c->peer, cfg->http_timeout_ms);
+	} else if (what & BEV_EVENT_TIMEOUT) {
 		log_client(c->ip, "%s: closed after linger timeout", c->peer);
 	} else if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();

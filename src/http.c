@@ -761,8 +761,11 @@ http_timeout(struct conn *c)
 
 	if (h == NULL || c->closed || c->closing || c->bev == NULL)
 		return -1;
-	if (h->pending) {
-		/* our answer is late, not the client: keep reading */
+	if (h->pending ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		/* our answer is late or still going out, not the client's
+		 * fault: keep reading (the write timeout watches a client
+		 * that stops reading the answer) */
 		bufferevent_enable(c->bev, EV_READ);
 		return 0;
 	}

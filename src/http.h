@@ -43,8 +43,9 @@ void	http_input(struct conn *c);
 /*
  * The connection sent nothing for [server] http_timeout_ms: within a
  * request 408 and close, between requests close; while the answer is
- * being made (the client waits for us) reading goes on.  Returns 0, or -1
- * when the connection should go at once.
+ * being made or sent (the client waits for us) reading goes on.  Returns
+ * 0, or -1 when the connection should go at once.  (An answer the client
+ * stops reading for as long ends the connection: conn.c.)
  */
 int	http_timeout(struct conn *c);
 

@@ -7,6 +7,8 @@
 // counts is silence, not the request's length: a client that trickles
 // bytes faster than the timeout is served.  A REST answer that takes
 // longer than the timeout (the message waits for its batch) still comes.
+// A download read slowly but steadily for longer than the timeout
+// completes; one the client stops reading ends after the timeout.
 // A WebSocket connection leaves the HTTP rule behind at the upgrade.
 // Run against the normal and the ASan/UBSan build; a bad value is refused.
 const fs = require('fs');
@@ -16,6 +18,8 @@ const t = require('../lib/tap');
 const { startParley, runParleyd, httpRequest, basic, sleep } = require('../lib/parley');
 const { connectWs } = require('../lib/stomp');
 const { ASAN_BIN, ASAN_PLUGINS, SAN_ENV, sanReport, asanMissing } = require('../lib/asan');
+const media = require('../lib/media');
+const crypto = require('crypto');
 
 const TIMEOUT = 1500;
 
@@ -38,6 +42,46 @@ function session(port, pieces, ms = 8000) {
         if (typeof p === 'string') { s.write(p); last = Date.now(); } else await sleep(p.wait);
       }
     });
+  });
+}
+
+// GET a media file on a raw socket, reading at most perTick bytes every
+// tickMs (stop: read the first bytes, then nothing until resumeAt ms, then
+// everything), on a connection that
+// closes after the answer or (keepAlive) stays for more; resolves to
+// { bytes, sha, ms } when the server closes, or after ms.
+function download(srv, id, { perTick = 0, tickMs = 300, stop = false, resumeAt = 0, ms = 30000, keepAlive = false } = {}) {
+  return new Promise((resolve) => {
+    const s = net.connect(srv.port, '127.0.0.1');
+    const hash = crypto.createHash('sha256');
+    let head = Buffer.alloc(0), inBody = false, bytes = 0, win = 0, done = false;
+    const t0 = Date.now();
+    const finish = () => {
+      if (done) return;
+      done = true; clearInterval(tick); clearTimeout(tm); s.destroy();
+      resolve({ bytes, sha: hash.digest('hex'), ms: Date.now() - t0, head: head.toString('latin1') });
+    };
+    const tm = setTimeout(finish, ms);
+    if (stop && resumeAt) setTimeout(() => { stop = false; perTick = Infinity; s.resume(); }, resumeAt);
+    const tick = setInterval(() => { win = 0; if (!stop && s.isPaused()) s.resume(); }, tickMs);
+    s.on('data', (d) => {
+      if (!inBody) {
+        head = Buffer.concat([head, d]);
+        const i = head.indexOf('\r\n\r\n');
+        if (i === -1) return;
+        d = head.subarray(i + 4);
+        head = head.subarray(0, i);
+        inBody = true;
+      }
+      bytes += d.length;
+      hash.update(d);
+      win += d.length;
+      if (stop || win >= perTick) s.pause();
+    });
+    s.on('error', () => {});
+    s.on('close', finish);
+    s.on('end', finish);
+    s.on('connect', () => s.write(`GET /api/v1/media/${id} HTTP/1.1\r\nHost: x\r\nAuthorization: ${media.basicAuth('alice')}\r\n${keepAlive ? '' : 'Connection: close\r\n'}\r\n`));
   });
 }
 
@@ -73,6 +117,21 @@ async function scenario(label, srv) {
   const took = Date.now() - t0;
   t.ok(post.status === 201 && took >= TIMEOUT, `${label}: a REST answer that takes longer than the timeout still comes (${post.status} after ${took} ms)`);
 
+  // 24 MiB: more than loopback's socket buffers hold
+  const big = crypto.randomBytes(24 << 20);
+  const up = await media.upload(srv, big, { type: 'application/octet-stream' });
+  if (!t.is(up.status, 201, `${label}: a 24 MiB file is uploaded`)) t.diag(up.raw.toString().slice(0, 300));
+  const id = up.json && up.json.id;
+  let d = await download(srv, id, { perTick: 2 << 20, tickMs: 300, keepAlive: true });
+  t.ok(d.bytes === big.length && d.sha === media.sha256(big) && d.ms > TIMEOUT * 2,
+    `${label}: a download read 2 MiB every 300 ms (${d.ms} ms in all, more than the timeout) arrives whole (${d.bytes} bytes, sha256 ${d.sha === media.sha256(big) ? 'matches' : 'differs'})`);
+  // stop reading; look again well after the timeout: what the socket
+  // buffers held comes, then the end, not the rest of the file
+  d = await download(srv, id, { stop: true, keepAlive: true, resumeAt: TIMEOUT + 2500, ms: TIMEOUT + 10000 });
+  t.ok(d.bytes < big.length && d.ms < TIMEOUT + 10000 && /HTTP answer not read for 1500 ms: closed/.test(srv.log()),
+    `${label}: a client that stops reading its download is closed after the timeout (${d.bytes} bytes taken, ${d.ms} ms, logged)`);
+  if (!/HTTP answer not read/.test(srv.log())) t.diag(srv.log().split("\n").slice(-8).join("\n"));
+
   // a WebSocket connection quiet for longer than the timeout stays
   const a = await connectWs(srv, { login: 'ann' });
   const b = await connectWs(srv, { login: 'bob' });
@@ -88,7 +147,8 @@ async function scenario(label, srv) {
 }
 
 t.run(async () => {
-  const ini = { server: { http_timeout_ms: TIMEOUT }, batch: { interval_ms: TIMEOUT + 1000, size: 100000 } };
+  const ini = { server: { http_timeout_ms: TIMEOUT }, batch: { interval_ms: TIMEOUT + 1000, size: 100000 },
+    media: { max_size: '64m' } };
   const srv = await startParley({ ini });
   await scenario('parleyd', srv);
   t.is(await srv.stop(), 0, 'parleyd: exit 0');
