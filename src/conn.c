@@ -514,8 +514,10 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (what & BEV_EVENT_CONNECTED)
-		return;		/* TLS handshake done */
+	if (what & BEV_EVENT_CONNECTED) {
+		c->tls_ready = 1;	/* TLS handshake done */
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    c->kind == CONN_HTTP && http_timeout(c) == 0)
 		return;
@@ -1285,10 +1287,12 @@ conn_close(struct conn *c, int code, const char *reason)
 	if (code != 1000 && code != 1001)
 		log_client(c->ip, "%s: closing: %s", c->peer,
 		    reason ? reason : "");
-	/* stop reading, flush, then close; bounded by the linger timeout */
+	/* stop reading, flush, then close; bounded by the linger timeout.
+	 * Within a TLS handshake nothing can be flushed (and no write is
+	 * pending for the timeout to watch): close at once. */
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_set_timeouts(c->bev, NULL, &linger);
-	if (conn_outbound(c) == 0 && !c->dirty)
+	if ((conn_outbound(c) == 0 && !c->dirty) || (c->tls && !c->tls_ready))
 		conn_destroy(c);
 }
 

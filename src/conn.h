@@ -42,6 +42,7 @@ struct conn {
 	struct event *unpause;		/* re-enables reading (rate limits) */
 	char ip[48];			/* peer address, for per-IP limits */
 	int tls;			/* bufferevent_openssl */
+	int tls_ready;			/* its handshake is done */
 	/*
 	 * Frames queued this loop turn.  Per-connection bytes (WebSocket
 	 * header, "MESSAGE\nsubscription:..") go to one flat buffer (obuf)

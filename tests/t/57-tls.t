@@ -17,7 +17,7 @@ t.run(async () => {
     '-subj', '/CN=127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
   const tlsPort = await freePort();
   const tlsStomp = await freePort();
-  const srv = await startParley({ dir, ini: { tls: {
+  const srv = await startParley({ dir, ini: { server: { http_timeout_ms: 1500, connect_timeout_ms: 1500 }, tls: {
     listen: `127.0.0.1:${tlsPort}`, stomp_listen: `127.0.0.1:${tlsStomp}`,
     cert: 'cert.pem', key: 'key.pem', min_version: '1.3' } } });
   t.like(srv.log(), /listening on 127\.0\.0\.1:\d+ \(TLS, HTTP/, 'TLS listener logged');
@@ -54,10 +54,39 @@ t.run(async () => {
   s.destroy();
   await a.deactivate();
 
+  // a bad frame over TLS: the ERROR goes out before the close (the close
+  // waits for the output once the handshake is done)
+  const e = tls.connect({ host: '127.0.0.1', port: tlsStomp, rejectUnauthorized: false });
+  let ebuf = '';
+  e.on('data', (d) => { ebuf += d; });
+  e.on('error', () => {});
+  await new Promise((r) => e.on('secureConnect', r));
+  e.write('BOGUS\n\n\0');
+  await new Promise((r) => { e.on('close', r); setTimeout(r, 5000); });
+  t.like(ebuf, /^ERROR\n[\s\S]*message:unknown or malformed command/, 'STOMP over TLS: a bad frame gets its ERROR before the close');
+
   // TLS 1.2 refused with min_version = 1.3
   const old = tls.connect({ host: '127.0.0.1', port: tlsStomp, rejectUnauthorized: false, maxVersion: 'TLSv1.2' });
   const res = await new Promise((r) => { old.on('secureConnect', () => r('connected')); old.on('error', (e) => r(e.code || e.message)); });
   t.ok(res !== 'connected', `TLS 1.2 is refused when min_version = 1.3 (${res})`);
+
+  // a handshake that never comes, or stops half-way, does not hold a
+  // connection: http_timeout_ms (HTTP port), connect_timeout_ms (STOMP)
+  const net = require('net');
+  const stall = (port, bytes) => new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    const t0 = Date.now();
+    const tm = setTimeout(() => { c.destroy(); resolve(-1); }, 8000);
+    c.on('connect', () => { if (bytes) c.write(bytes); });
+    c.on('data', () => {});
+    c.on('error', () => {});
+    c.on('close', () => { clearTimeout(tm); resolve(Date.now() - t0); });
+  });
+  // the first 11 bytes of a TLS ClientHello (record and handshake headers)
+  const half = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
+  const [h0, h1, s0, s1] = await Promise.all([stall(tlsPort), stall(tlsPort, half), stall(tlsStomp), stall(tlsStomp, half)]);
+  t.ok([h0, h1].every((ms) => ms >= 1300 && ms < 5000), `TLS HTTP port: no handshake, or half a ClientHello, is closed after http_timeout_ms (${h0}, ${h1} ms)`);
+  t.ok([s0, s1].every((ms) => ms >= 1300 && ms < 5000), `TLS STOMP port: the same after connect_timeout_ms (${s0}, ${s1} ms)`);
   t.is(await srv.stop(), 0, 'clean exit');
 
   // a TLS listener without a key: exit 2 before listening, naming the keys
