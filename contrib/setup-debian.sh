@@ -10,7 +10,7 @@ BUILD="build-essential autoconf automake libtool pkg-config
   libssl-dev libsqlite3-dev libhiredis-dev librdkafka-dev default-libmysqlclient-dev
   libmongoc-dev libcurl4-openssl-dev libjwt-dev libcrypt-dev"
 TEST="redis-server mariadb-server nginx chromium whois python3 python3-stomp gnuplot-nox rabbitmq-server
-  perl curl procps openssl valgrind"
+  perl curl procps openssl valgrind iproute2 util-linux"
 
 pkgs="$BUILD"
 if [ "${1:-}" = "--test" ]; then

@@ -114,6 +114,8 @@ static const struct key keytab[] = {
 	    F(connect_timeout_ms), "time a new connection has to send CONNECT" },
 	{ "server", "http_timeout_ms", KT_MS, "75000", 1000, 3600000, NULL, 0,
 	    F(http_timeout_ms), "an HTTP connection silent this long is closed (408 within a request)" },
+	{ "server", "tcp_keepalive_ms", KT_MS, "60000", 0, 7200000, NULL, 0,
+	    F(tcp_keepalive_ms), "TCP keepalive probes after this much silence; a peer that answers none is dropped (0 = off)" },
 	{ "server", "max_subscriptions", KT_INT, "256", 1, 100000, NULL, 0,
 	    F(max_subscriptions), "subscriptions per connection" },
 	{ "server", "resume_max", KT_INT, "1000", 1, 100000, NULL, 0,

@@ -34,6 +34,7 @@ struct config {
 	int heartbeat_tolerance_pct; /* grace on the peer's interval */
 	int connect_timeout_ms;	/* CONNECT must arrive within */
 	int http_timeout_ms;	/* HTTP: silence in a request or between */
+	int tcp_keepalive_ms;	/* silence before keepalive probes, 0 off */
 	int max_subscriptions;	/* per connection */
 	int resume_max;		/* max messages one resume replays */
 	int history_max;	/* max `history: n` and REST limit */

@@ -148,6 +148,33 @@ conn_outbound_total(size_t *max)
 	return total;
 }
 
+/*
+ * A peer whose path went away without a FIN (a dropped NAT mapping, a
+ * machine switched off) is found by the kernel's keepalive probes: after
+ * [server] tcp_keepalive_ms of silence, 3 probes a third of that apart (at
+ * least 1 s); with no answer the socket fails with ETIMEDOUT and the
+ * connection goes.  Heart-beats do the same for clients that negotiate
+ * them; this covers those that do not, and HTTP.
+ */
+static void
+keepalive(evutil_socket_t fd)
+{
+	int on = 1, idle, intvl, cnt = 3;
+
+	if (cfg->tcp_keepalive_ms <= 0)
+		return;
+	idle = (cfg->tcp_keepalive_ms + 999) / 1000;
+	intvl = idle / 3 > 0 ? idle / 3 : 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
+	    sizeof(idle)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+	    sizeof(intvl)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) == -1)
+		log_debug("TCP keepalive not set: %s",
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -179,6 +206,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	keepalive(fd);
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		if (!via)
 			access_ip_release(addr);
@@ -535,6 +563,9 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 			log_client(c->ip, "%s: TLS error: %s", c->peer,
 			    ERR_reason_error_string(tlserr) ?
 			    ERR_reason_error_string(tlserr) : "unknown");
+		else if (err == ETIMEDOUT)
+			log_client(c->ip, "%s: peer unreachable (no answer to "
+			    "TCP keepalive or retransmissions): closed", c->peer);
 		else
 			log_debug("%s: connection error: %s", c->peer,
 			    evutil_socket_error_to_string(err));
