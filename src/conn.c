@@ -549,8 +549,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    c->kind == CONN_HTTP && http_timeout(c) == 0)
 		return;
-	if ((what & BEV_EVENT_TIMEOUT) && c->kind == CONN_HTTP &&
-	    !c->closing) {
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING) &&
+	    c->kind == CONN_HTTP && !c->closing) {
 		log_client(c->ip, "%s: HTTP answer not read for %d ms: closed",
 		    c->peer, cfg->http_timeout_ms);
 	} else if (what & BEV_EVENT_TIMEOUT) {
