@@ -455,9 +455,11 @@ struct ipent {
 	int64_t held_since;
 	int64_t summed;		/* when the last summary was written */
 	char first[200];	/* the first line left out */
+	struct ipent *dead;	/* next idle entry found by a walk */
 };
 
 static struct strmap ips;
+static size_t nips;		/* entries in ips */
 
 /* Forgotten after a minute with nothing open, left out or to refill. */
 static int
@@ -519,6 +521,7 @@ ip_get(const char *ip)
 		free(e);
 		return NULL;
 	}
+	metrics_gauge_set("parley_client_addresses", NULL, (double)++nips);
 	return e;
 }
 
@@ -580,7 +583,6 @@ access_ip_release(const char *ip)
  */
 #define SUM_AFTER_MS	60000	/* a summary covers this long */
 #define SUM_TICK_MS	5000	/* how often summaries are looked for */
-#define PRUNE_MAX	64	/* idle entries freed per tick */
 
 static struct event *sum_ev;
 static pthread_t loop_thread;
@@ -589,8 +591,7 @@ static int started;
 struct sumwalk {
 	int64_t now;
 	int force;		/* every summary now (at exit) */
-	struct ipent *dead[PRUNE_MAX];
-	size_t ndead;
+	struct ipent *dead;	/* idle entries, freed after the walk */
 };
 
 static void
@@ -614,24 +615,30 @@ sum_one(const char *key, void *value, void *arg)
 	(void)key;
 	if (e->held > 0 && (w->force || w->now - e->held_since >= SUM_AFTER_MS))
 		summary(e, w->now);
-	else if (w->ndead < PRUNE_MAX && ip_idle(e, w->now))
-		w->dead[w->ndead++] = e;
+	else if (ip_idle(e, w->now)) {
+		e->dead = w->dead;
+		w->dead = e;
+	}
 }
 
 static void
 sum_walk(int force)
 {
 	struct sumwalk w;
-	size_t i;
+	struct ipent *e;
 
 	w.now = mono_ms();
 	w.force = force;
-	w.ndead = 0;
+	w.dead = NULL;
 	strmap_foreach(&ips, sum_one, &w);
-	for (i = 0; i < w.ndead; i++) {
-		strmap_del(&ips, w.dead[i]->ip);
-		free(w.dead[i]);
+	/* every idle entry, however many addresses came and went */
+	while ((e = w.dead) != NULL) {
+		w.dead = e->dead;
+		strmap_del(&ips, e->ip);
+		free(e);
+		nips--;
 	}
+	metrics_gauge_set("parley_client_addresses", NULL, (double)nips);
 }
 
 static void

@@ -36,8 +36,24 @@ async function held(srv) {
   return m ? Number(m[1]) : 0;
 }
 
+async function gauge(srv, name) {
+  const m = (await httpGet(srv.http + '/metrics')).body.match(new RegExp(`^${name} (\\d+)`, 'm'));
+  return m ? Number(m[1]) : NaN;
+}
+
 t.run(async () => {
   const srv = await startParley({ ini: { limits: { log_lines_per_minute: 6, trusted_proxies: '127.0.0.1' } } });
+
+  // 50 client addresses come and go through the proxy: the table that
+  // counts them grows, and forgets them a minute later (checked below)
+  for (let i = 1; i <= 50; i++) {
+    const w = new WebSocket(srv.ws, ['v12.stomp'], { headers: { 'X-Forwarded-For': `198.18.0.${i}` } });
+    await new Promise((res) => { w.on('open', res); w.on('error', res); });
+    w.close();
+    await new Promise((res) => w.on('close', res));
+  }
+  const addrs0 = await gauge(srv, 'parley_client_addresses');
+  t.ok(addrs0 >= 50, `50 client addresses through the proxy are counted (parley_client_addresses ${addrs0})`);
 
   // ---------------------------------------------------------- one address over its cap
   for (let i = 0; i < 10; i++) await badClient(srv.stompPort);
@@ -88,6 +104,11 @@ t.run(async () => {
   await badClient(srv.stompPort);
   await waitFor(() => linesAbout(srv.log(), '127.0.0.1').length >= lines0 + 2, 5000, 'lines logged again').catch(() => {});
   t.is(linesAbout(srv.log(), '127.0.0.1').length, lines0 + 2, 'a minute on, the address has its budget back: a bad client\'s two lines are logged');
+
+  // the 50 addresses, gone for a minute now, are forgotten
+  await waitFor(async () => (await gauge(srv, 'parley_client_addresses')) < 10, 15000, 'the table to shrink').catch(() => {});
+  const addrs1 = await gauge(srv, 'parley_client_addresses');
+  t.ok(addrs1 < 10, `a minute after they left, the 50 addresses are forgotten (parley_client_addresses ${addrs0} -> ${addrs1})`);
 
   // ---------------------------------------------------------- at exit
   for (let i = 0; i < 4; i++) await badClient(srv.stompPort, '127.0.0.2');
