@@ -64,6 +64,7 @@ class Fuzz:
         self.media_ids = []
         self.nmedia = 0
         self.ids_seen = set()
+        self.parked = []
         self.trace = open(args.trace, 'wb') if args.trace else None
 
     # ---- values
@@ -383,6 +384,13 @@ class Fuzz:
         else:
             v.append(x)
 
+    def park(self, s):
+        """Leave a connection open where it stopped, mid-request or
+        mid-upload: the server's [server] http_timeout_ms has to end it."""
+        self.parked.append(s)
+        if len(self.parked) > 64:
+            self.parked.pop(0).close()
+
     def http(self, method, path, body=b''):
         s = socket.create_connection((self.hh, int(self.hp)), timeout=5)
         req = ('%s %s HTTP/1.1\r\nHost: p\r\nAuthorization: Basic dTE6eA==\r\n'
@@ -440,13 +448,18 @@ class Fuzz:
         try:
             s = socket.create_connection((self.hh, int(self.hp)), timeout=5)
             s.sendall(req)
-            s.shutdown(socket.SHUT_WR) if r.random() < 0.5 else None
+            shut = r.random() < 0.5
+            if shut:
+                s.shutdown(socket.SHUT_WR)
             s.settimeout(0.05)
             try:
                 s.recv(65536)
             except OSError:
                 pass
-            s.close()
+            if not shut and r.random() < 0.1:
+                self.park(s)
+            else:
+                s.close()
         except OSError:
             pass
 
@@ -521,7 +534,10 @@ class Fuzz:
                     out += d
             except OSError:
                 pass
-            s.close()
+            if clen != len(body) and not out and r.random() < 0.5:
+                self.park(s)	# a body that never ends
+            else:
+                s.close()
         except OSError:
             return
         i = out.find(b'"id":"')
@@ -641,6 +657,8 @@ class Fuzz:
                 return 1
         for i in range(len(self.clients)):
             self.close(i)
+        for s in self.parked:
+            s.close()
         if not self.healthy() or not self.final_check():
             print('fuzz-session: after %d steps (seed %d) parleyd no longer '
                   'routes a message between two new clients' % (step, self.a.seed))
