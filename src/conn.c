@@ -553,6 +553,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	    c->kind == CONN_HTTP && !c->closing) {
 		log_client(c->ip, "%s: HTTP answer not read for %d ms: closed",
 		    c->peer, cfg->http_timeout_ms);
+		metrics_counter_add("parley_connections_timed_out_total",
+		    "reason=\"http_unread\"", 1);
 	} else if (what & BEV_EVENT_TIMEOUT) {
 		log_client(c->ip, "%s: closed after linger timeout", c->peer);
 	} else if (what & BEV_EVENT_ERROR) {
@@ -563,9 +565,12 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 			log_client(c->ip, "%s: TLS error: %s", c->peer,
 			    ERR_reason_error_string(tlserr) ?
 			    ERR_reason_error_string(tlserr) : "unknown");
-		else if (err == ETIMEDOUT)
+		else if (err == ETIMEDOUT) {
 			log_client(c->ip, "%s: peer unreachable (no answer to "
 			    "TCP keepalive or retransmissions): closed", c->peer);
+			metrics_counter_add("parley_connections_timed_out_total",
+			    "reason=\"unreachable\"", 1);
+		}
 		else
 			log_debug("%s: connection error: %s", c->peer,
 			    evutil_socket_error_to_string(err));

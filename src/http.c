@@ -773,11 +773,15 @@ http_timeout(struct conn *c)
 	    == 0) {
 		log_debug("%s: idle HTTP connection closed after %d ms",
 		    c->peer, cfg->http_timeout_ms);
+		metrics_counter_add("parley_connections_timed_out_total",
+		    "reason=\"http_idle\"", 1);
 		conn_close(c, 1000, "idle");
 		return 0;
 	}
 	log_client(c->ip, "%s: HTTP request not complete after %d ms of "
 	    "silence: 408", c->peer, cfg->http_timeout_ms);
+	metrics_counter_add("parley_connections_timed_out_total",
+	    "reason=\"http_request\"", 1);
 	h->req.keep_alive = 0;
 	http_error(c, 408, "request timeout: nothing came for "
 	    "[server] http_timeout_ms");

@@ -80,6 +80,10 @@ try:
     out['down_s'] = round(time.time() - t0, 1)
     time.sleep(0.3)
     out['open_after'] = open_sessions()
+    out['unreachable'] = 0
+    for line in get('/metrics').splitlines():
+        if line.startswith('parley_connections_timed_out_total{reason="unreachable"} '):
+            out['unreachable'] = int(float(line.split()[1]))
     # the server still serves: a new client chats
     n = socket.create_connection(('127.0.0.1', stomp))
     n.sendall(b'CONNECT\naccept-version:1.2\nhost:x\nlogin:new\n\n\0'

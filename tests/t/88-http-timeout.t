@@ -144,6 +144,10 @@ async function scenario(label, srv) {
   await a.close();
   await b.close();
   t.like(srv.log(), /HTTP request not complete after 1500 ms of silence: 408/, `${label}: the 408s are logged`);
+  const m = (await httpRequest('GET', `${srv.http}/metrics`)).body;
+  const n = (reason) => Number((m.match(new RegExp(`^parley_connections_timed_out_total\\{reason="${reason}"\\} (\\d+)`, 'm')) || [])[1]);
+  t.ok(n('http_request') === 2 && n('http_idle') >= 2 && n('http_unread') === 1,
+    `${label}: /metrics counts them: http_request ${n('http_request')} (half headers, half body), http_idle ${n('http_idle')}, http_unread ${n('http_unread')}`);
 }
 
 t.run(async () => {

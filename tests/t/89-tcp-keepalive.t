@@ -37,6 +37,7 @@ t.run(async () => {
   t.ok(o.subscribed && o.open_before === 1, `a STOMP client with heart-beat 0,0 is subscribed (${o.open_before} session)`);
   t.is(o.open_after, 0, `tcp_keepalive_ms = 1000: after 6 s with the path gone, its session is gone (${o.open_after} left)`);
   t.like(o.log || '', /127\.0\.0\.1:\d+: peer unreachable \(no answer to TCP keepalive or retransmissions\): closed/, 'and the log says why');
+  t.is(o.unreachable, 1, 'parley_connections_timed_out_total{reason="unreachable"} counts it');
   t.ok(o.new_client_chats, 'the server serves on: a new client chats');
   t.is(o.exit, 0, 'SIGTERM: exit 0');
 
