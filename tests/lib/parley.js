@@ -196,6 +196,15 @@ async function waitFor(pred, ms, what) {
   }
 }
 
+// One sample of srv's /metrics: name as printed, labels included
+// ('parley_x_total{reason="y"}'); its value, or NaN when it is not there.
+async function metric(srv, name) {
+  const r = await httpGet(`${srv.http}/metrics`);
+  const esc = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`^${esc} (\\d+)$`, 'm').exec(r.body);
+  return m ? Number(m[1]) : NaN;
+}
+
 // Does srv answer /readyz with 200?
 async function ready(srv) {
   try { return (await httpGet(`${srv.http}/readyz`)).status === 200; } catch (e) { return false; }
@@ -224,4 +233,4 @@ function once(list, what) {
   return null;
 }
 
-module.exports = { waitFor, ready, history, once, startParley, runParleyd, runProgram, freePort, sleep, httpGet, httpRequest, basic, iniText, PARLEYD, PLUGIN_DIR, ROOT };
+module.exports = { waitFor, ready, history, once, metric, startParley, runParleyd, runProgram, freePort, sleep, httpGet, httpRequest, basic, iniText, PARLEYD, PLUGIN_DIR, ROOT };

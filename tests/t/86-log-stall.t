@@ -11,7 +11,7 @@
 // fprintf: /healthz did not answer.)
 const net = require('net');
 const t = require('../lib/tap');
-const { startParley, sleep, httpGet } = require('../lib/parley');
+const { startParley, sleep, httpGet, metric } = require('../lib/parley');
 const { stompTcp } = require('../lib/stomp-raw');
 
 const servers = [];
@@ -29,12 +29,6 @@ function badClient(port, i) {
       `COMMIT\ntransaction:${'x'.repeat(1000)}-${i}\n\n\0`));
     setTimeout(() => { s.destroy(); resolve(); }, 2000);
   });
-}
-
-async function metric(srv, name) {
-  const r = await httpGet(`${srv.http}/metrics`);
-  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(r.body);
-  return m ? Number(m[1]) : NaN;
 }
 
 t.run(async () => {

@@ -11,7 +11,7 @@ const fs = require('fs');
 const net = require('net');
 const path = require('path');
 const t = require('../lib/tap');
-const { startParley, runParleyd, httpGet, sleep, waitFor } = require('../lib/parley');
+const { startParley, runParleyd, sleep, waitFor, metric } = require('../lib/parley');
 const { connectWs, WebSocket } = require('../lib/stomp');
 
 // A STOMP connection from localAddress that sends a bad command and is
@@ -31,16 +31,6 @@ function linesAbout(log, ip) {
   return log.split('\n').filter((l) => re.test(l));
 }
 
-async function held(srv) {
-  const m = (await httpGet(srv.http + '/metrics')).body.match(/^parley_log_lines_held_total (\d+)/m);
-  return m ? Number(m[1]) : 0;
-}
-
-async function gauge(srv, name) {
-  const m = (await httpGet(srv.http + '/metrics')).body.match(new RegExp(`^${name} (\\d+)`, 'm'));
-  return m ? Number(m[1]) : NaN;
-}
-
 t.run(async () => {
   const srv = await startParley({ ini: { limits: { log_lines_per_minute: 6, trusted_proxies: '127.0.0.1' } } });
 
@@ -52,17 +42,17 @@ t.run(async () => {
     w.close();
     await new Promise((res) => w.on('close', res));
   }
-  const addrs0 = await gauge(srv, 'parley_client_addresses');
+  const addrs0 = await metric(srv, 'parley_client_addresses');
   t.ok(addrs0 >= 50, `50 client addresses through the proxy are counted (parley_client_addresses ${addrs0})`);
 
   // ---------------------------------------------------------- one address over its cap
   for (let i = 0; i < 10; i++) await badClient(srv.stompPort);
-  await waitFor(async () => (await held(srv)) >= 14, 5000, 'the held count');
+  await waitFor(async () => (await metric(srv, 'parley_log_lines_held_total')) >= 14, 5000, 'the held count');
   let log = srv.log();
   t.is(linesAbout(log, '127.0.0.1').length, 6, '10 bad clients from one address: 6 of their 20 lines are logged (log_lines_per_minute = 6)');
   const notice = log.split('\n').filter((l) => /warn +127\.0\.0\.1: over \[limits\] log_lines_per_minute \(6\)/.test(l));
   t.is(notice.length, 1, 'one warn line says the address is over the cap');
-  t.is(await held(srv), 14, 'parley_log_lines_held_total counts the 14 left out');
+  t.is(await metric(srv, 'parley_log_lines_held_total'), 14, 'parley_log_lines_held_total counts the 14 left out');
   const tHeld = Date.now();
 
   // ---------------------------------------------------------- other addresses keep their budget
@@ -91,7 +81,7 @@ t.run(async () => {
   await b.close();
 
   // ---------------------------------------------------------- the summary a minute later
-  const before = await held(srv);
+  const before = await metric(srv, 'parley_log_lines_held_total');
   const summaryRe = /warn +127\.0\.0\.1: (\d+) more lines about this address in the last (\d+) s not logged \(\[limits\] log_lines_per_minute = 6\); the first: (.*)/;
   await waitFor(() => summaryRe.test(srv.log()), 80000 - (Date.now() - tHeld), 'the summary line');
   const waited = Date.now() - tHeld;
@@ -106,13 +96,13 @@ t.run(async () => {
   t.is(linesAbout(srv.log(), '127.0.0.1').length, lines0 + 2, 'a minute on, the address has its budget back: a bad client\'s two lines are logged');
 
   // the 50 addresses, gone for a minute now, are forgotten
-  await waitFor(async () => (await gauge(srv, 'parley_client_addresses')) < 10, 15000, 'the table to shrink').catch(() => {});
-  const addrs1 = await gauge(srv, 'parley_client_addresses');
+  await waitFor(async () => (await metric(srv, 'parley_client_addresses')) < 10, 15000, 'the table to shrink').catch(() => {});
+  const addrs1 = await metric(srv, 'parley_client_addresses');
   t.ok(addrs1 < 10, `a minute after they left, the 50 addresses are forgotten (parley_client_addresses ${addrs0} -> ${addrs1})`);
 
   // ---------------------------------------------------------- at exit
   for (let i = 0; i < 4; i++) await badClient(srv.stompPort, '127.0.0.2');
-  await waitFor(async () => (await held(srv)) > before, 5000, 'more held');
+  await waitFor(async () => (await metric(srv, 'parley_log_lines_held_total')) > before, 5000, 'more held');
   t.is(await srv.stop(), 0, 'SIGTERM: exit 0');
   t.like(srv.log(), /warn +127\.0\.0\.2: \d+ more lines? about this address in the last \d+ s not logged/, 'the count still due for 127.0.0.2 is written at exit');
   t.like(srv.log(), /warn +127\.0\.0\.2: \d+ more lines?[^\n]*\n[^\n]*parleyd stopped/, 'before "parleyd stopped"');

@@ -15,7 +15,7 @@ const fs = require('fs');
 const net = require('net');
 const path = require('path');
 const t = require('../lib/tap');
-const { startParley, runParleyd, httpRequest, basic, sleep } = require('../lib/parley');
+const { startParley, runParleyd, httpRequest, basic, sleep, metric } = require('../lib/parley');
 const { connectWs } = require('../lib/stomp');
 const { ASAN_BIN, ASAN_PLUGINS, SAN_ENV, sanReport, asanMissing } = require('../lib/asan');
 const media = require('../lib/media');
@@ -144,10 +144,11 @@ async function scenario(label, srv) {
   await a.close();
   await b.close();
   t.like(srv.log(), /HTTP request not complete after 1500 ms of silence: 408/, `${label}: the 408s are logged`);
-  const m = (await httpRequest('GET', `${srv.http}/metrics`)).body;
-  const n = (reason) => Number((m.match(new RegExp(`^parley_connections_timed_out_total\\{reason="${reason}"\\} (\\d+)`, 'm')) || [])[1]);
-  t.ok(n('http_request') === 2 && n('http_idle') >= 2 && n('http_unread') === 1,
-    `${label}: /metrics counts them: http_request ${n('http_request')} (half headers, half body), http_idle ${n('http_idle')}, http_unread ${n('http_unread')}`);
+  const n = {};
+  for (const reason of ['http_request', 'http_idle', 'http_unread'])
+    n[reason] = await metric(srv, `parley_connections_timed_out_total{reason="${reason}"}`);
+  t.ok(n.http_request === 2 && n.http_idle >= 2 && n.http_unread === 1,
+    `${label}: /metrics counts them: http_request ${n.http_request} (half headers, half body), http_idle ${n.http_idle}, http_unread ${n.http_unread}`);
 }
 
 t.run(async () => {
