@@ -147,6 +147,12 @@ void
 broker_sub_direct(struct sub *s, struct conn *conn, const char *head,
     size_t head_len)
 {
+	if (s->direct != conn) {
+		if (s->direct != NULL)
+			s->direct->direct_subs--;
+		if (conn != NULL)
+			conn->direct_subs++;
+	}
 	s->direct = conn;
 	s->head = head;
 	s->head_len = head_len;
@@ -209,9 +215,15 @@ fan_out(struct room *r, struct pmsg *const *v, size_t n)
 		if (j == n)
 			continue;
 		if (f->conn != NULL) {
+			struct conn *c = f->conn;
+
 			f->last_position = v[n - 1]->m.position;
-			stats.deliveries += conn_send_msgs(f->conn, f->head,
+			stats.deliveries += conn_send_msgs(c, f->head,
 			    f->head_len, v + j, n - j);
+			/* its only room's frames of the turn are all queued:
+			 * written now, while they are in the cache */
+			if (c->direct_subs == 1)
+				conn_flush_now(c);
 			continue;
 		}
 		for (; j < n; j++) {
@@ -250,16 +262,41 @@ room_fan(struct room *r)
 		free(q);
 }
 
+/*
+ * The turn's rooms, small ones first; before the first big one, what
+ * little other connections queued (receipts, frames of subscribers of
+ * several rooms) is written, so none of it waits behind the big room's
+ * sends.  Fan-outs may queue more rooms (a slow consumer's leave): those
+ * go in the same pass.
+ */
+#define FAN_BIG 64
+
 void
 broker_flush(void)
 {
+	TAILQ_HEAD(, room) big = TAILQ_HEAD_INITIALIZER(big);
 	struct room *r;
 
-	while ((r = TAILQ_FIRST(&pending)) != NULL) {
-		TAILQ_REMOVE(&pending, r, pending_entry);
-		r->pending = 0;
-		room_fan(r);
-	}
+	do {
+		while ((r = TAILQ_FIRST(&pending)) != NULL) {
+			TAILQ_REMOVE(&pending, r, pending_entry);
+			if (r->nfan >= FAN_BIG) {
+				/* still pending: room_queue leaves it */
+				TAILQ_INSERT_TAIL(&big, r, pending_entry);
+				continue;
+			}
+			r->pending = 0;
+			room_fan(r);
+		}
+		if (TAILQ_EMPTY(&big))
+			break;
+		conn_flush_quiet();
+		while ((r = TAILQ_FIRST(&big)) != NULL) {
+			TAILQ_REMOVE(&big, r, pending_entry);
+			r->pending = 0;
+			room_fan(r);
+		}
+	} while (!TAILQ_EMPTY(&pending));
 }
 
 static int
@@ -650,6 +687,9 @@ broker_unsubscribe(struct sub *s)
 			r->fan[s->fan].sub->fan = s->fan;
 		}
 	}
+	if (s->direct != NULL)
+		s->direct->direct_subs--;
+	s->direct = NULL;
 	if (--r->nsubs == 0 && bp != NULL &&
 	    bp->p->backplane->unwatch_room != NULL)
 		bp->p->backplane->unwatch_room(bp->state, r->name);

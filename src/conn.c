@@ -833,24 +833,32 @@ flush_one(struct conn *c)
 		conn_destroy(c);
 }
 
+/*
+ * Write what c queued now instead of at the end of the turn: the fan-out
+ * calls this for a subscriber whose turn is complete, while its buffer
+ * (and the connection's state) is still in the cache.  The kernel then
+ * copies from cached bytes, and a burst's buffer, freed here, is the
+ * one malloc hands to the next subscriber.
+ */
+void
+conn_flush_now(struct conn *c)
+{
+	if (!c->dirty || c->closed)
+		return;
+	TAILQ_REMOVE(&dirty, c, dirty_entry);
+	c->dirty = 0;
+	flush_one(c);
+	conn_unref(c);
+}
+
+/* Write the connections that have little to send (receipts, a quiet
+ * room's frame), the others move to the tail (once each: the walk stops
+ * at the first one moved).  With all, every dirty connection then. */
 static void
-flush_cb(evutil_socket_t fd, short what, void *arg)
+flush_dirty(int all)
 {
 	struct conn *c, *next, *last;
 
-	(void)fd;
-	(void)what;
-	(void)arg;
-	/* the turn's room messages to their subscribers first (still armed:
-	 * the connections they make dirty are flushed below) */
-	broker_flush();
-	flush_armed = 0;
-	/*
-	 * Connections with little to send go first: a quiet room's frame
-	 * does not wait behind thousands of sends to a busy room's members.
-	 * The others move to the tail (once each: the walk stops at the
-	 * first one moved).
-	 */
 	for (c = TAILQ_FIRST(&dirty), last = NULL; c != NULL && c != last;
 	    c = next) {
 		next = TAILQ_NEXT(c, dirty_entry);
@@ -862,13 +870,36 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 				last = c;
 		}
 	}
-	while ((c = TAILQ_FIRST(&dirty)) != NULL) {
+	while ((c = TAILQ_FIRST(&dirty)) != NULL && (all || c != last)) {
 		TAILQ_REMOVE(&dirty, c, dirty_entry);
 		c->dirty = 0;
 		if (!c->closed)
 			flush_one(c);
 		conn_unref(c);
 	}
+}
+
+/* Before a big room's fan-out: what little the others queued goes first,
+ * so a receipt or a quiet room's frame does not wait behind its sends. */
+void
+conn_flush_quiet(void)
+{
+	flush_dirty(0);
+}
+
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	/* the turn's room messages to their subscribers first (still armed:
+	 * the connections they make dirty are flushed below) */
+	broker_flush();
+	flush_armed = 0;
+	/* connections with little to send first: a quiet room's frame does
+	 * not wait behind thousands of sends to a busy room's members */
+	flush_dirty(1);
 	/* every queue pointing at a held tail was sent or copied */
 	release_held();
 }

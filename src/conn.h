@@ -36,6 +36,8 @@ struct conn {
 	struct http_conn *http;		/* HTTP parser state */
 	void *ws;			/* wslay context (CONN_WS) */
 	int closing;			/* close after output drains */
+	int direct_subs;		/* subscriptions written straight from
+					 * a room's fan-out (broker.c) */
 	int closed;			/* freed soon; ignore everything */
 	int close_code;			/* WebSocket close code sent */
 	int reading_paused;
@@ -109,6 +111,8 @@ size_t	conn_send_msgs(struct conn *c, const char *head, size_t head_len,
 	    struct pmsg *const *v, size_t n);
 /* Make sure the end-of-turn flush runs (it calls broker_flush first). */
 void	conn_arm_flush(void);
+void	conn_flush_now(struct conn *c);
+void	conn_flush_quiet(void);
 /* Raw bytes after the frames queued so far (wslay's control frames). */
 int	conn_write_raw(struct conn *c, const void *data, size_t len);
 /* Like conn_send without the outbound limit: the last frame before a

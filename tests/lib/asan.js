@@ -7,6 +7,8 @@
 //   SAN_ENV                  environment: stop at the first report, exit 23
 //   sanReport(log)           the first sanitizer report in a log, or ''
 //   asanMissing()            why the build cannot be used, or ''
+//   bothBuilds(t, run)       await run('build'), then run('ASan build',
+//                            ASAN_BIN, ASAN_PLUGINS), or a skip saying why
 const fs = require('fs');
 const path = require('path');
 const { ROOT } = require('./parley');
@@ -31,4 +33,11 @@ function asanMissing() {
   return `ASan build missing: ${ASAN_BIN} and ${ASAN_PLUGINS}/sqlite.so (tests/run-all.sh builds it: ../configure --enable-sanitizers)`;
 }
 
-module.exports = { ASAN_BIN, ASAN_PLUGINS, SAN_ENV, SAN_RE, sanReport, asanMissing };
+async function bothBuilds(t, run) {
+  await run('build');
+  const why = asanMissing();
+  if (why) t.skip('ASan build', why);
+  else await run('ASan build', ASAN_BIN, ASAN_PLUGINS);
+}
+
+module.exports = { ASAN_BIN, ASAN_PLUGINS, SAN_ENV, SAN_RE, sanReport, asanMissing, bothBuilds };

@@ -12,11 +12,10 @@
 // the send, and what the socket does not take is copied out of the tails
 // from wherever the send stopped.  Runs against the normal build and the
 // ASan/UBSan build.
-const fs = require('fs');
-const path = require('path');
 const crypto = require('crypto');
 const t = require('../lib/tap');
-const { startParley, sleep, httpGet, waitFor, ROOT } = require('../lib/parley');
+const { startParley, sleep, httpGet, waitFor } = require('../lib/parley');
+const { bothBuilds } = require('../lib/asan');
 const { stompTcp, stompWs } = require('../lib/stomp-raw');
 
 const servers = [];
@@ -166,12 +165,8 @@ async function run(label, binary, pluginDir, gather) {
 }
 
 t.run(async () => {
-  await run('build');
-  await run('build', undefined, undefined, 1);
-  const asan = path.resolve(ROOT, process.env.PARLEY_ASAN_BUILD || 'build-asan');
-  if (fs.existsSync(path.join(asan, 'parleyd'))) {
-    await run('ASan build', path.join(asan, 'parleyd'), path.join(asan, 'plugins', '.libs'));
-    await run('ASan build', path.join(asan, 'parleyd'), path.join(asan, 'plugins', '.libs'), 1);
-  } else
-    t.skip('ASan build', `no ${asan}/parleyd (tests/run-all.sh builds it)`);
+  await bothBuilds(t, async (label, binary, pluginDir) => {
+    await run(label, binary, pluginDir);
+    await run(label, binary, pluginDir, 1);
+  });
 });

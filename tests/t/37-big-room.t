@@ -12,11 +12,10 @@
 // duplicate.  (A send the socket takes only in part, in the middle of a
 // gathered tail, is test 27's.)  Runs against the normal build and the
 // ASan/UBSan build, where a tail freed before its send is an error.
-const fs = require('fs');
-const path = require('path');
 const crypto = require('crypto');
 const t = require('../lib/tap');
-const { startParley, sleep, waitFor, ROOT } = require('../lib/parley');
+const { startParley, sleep, waitFor } = require('../lib/parley');
+const { bothBuilds } = require('../lib/asan');
 const { stompTcp, stompWs } = require('../lib/stomp-raw');
 
 const servers = [];
@@ -161,11 +160,4 @@ async function run(label, binary, pluginDir) {
   t.is(await srv.stop(), 0, `${label}: clean stop` + (srv.exited && srv.exited.code ? `\n${srv.log()}` : ''));
 }
 
-t.run(async () => {
-  await run('build');
-  const asan = path.resolve(ROOT, process.env.PARLEY_ASAN_BUILD || 'build-asan');
-  if (fs.existsSync(path.join(asan, 'parleyd')))
-    await run('ASan build', path.join(asan, 'parleyd'), path.join(asan, 'plugins', '.libs'));
-  else
-    t.skip('ASan build', `no ${asan}/parleyd (tests/run-all.sh builds it)`);
-});
+t.run(() => bothBuilds(t, run));
