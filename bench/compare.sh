@@ -6,7 +6,7 @@
 #   bench/compare.sh [-t parley,rabbitmq,reflector] [-n SUBS] [-d SECS]
 #                    [-s SIZE] [-w WINDOW] [-R RATES] [-I IDLE_CONNS]
 #                    [-N SIZES] [-r REPEATS] [-g] [-x GEN_ARGS] [-S CPU]
-#                    [-G CPU] [-o CSV] [-T] [SCENARIO...]
+#                    [-G CPU] [-o CSV] [-C SEC.KEY=VAL]... [-T] [SCENARIO...]
 #
 # SCENARIO: fanout (default; a max-throughput run with a receipt window,
 # then one run per fixed rate in -R, comma-separated msg/s, default 10 --
@@ -24,7 +24,9 @@
 # one target's runs on one server, then the next target).  Only the
 # table: bench/compare.sh -o FILE.csv -T.  -x passes more options to every
 # generator run (e.g. -x "--header event:typing": Parley fans those out
-# and stores nothing; keep such runs in a CSV of their own).
+# and stores nothing; keep such runs in a CSV of their own).  -C sets a key
+# of Parley's config (repeatable; e.g. -C server.gather_min=1), through
+# bench/run-parley.sh -o.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 targets=parley,rabbitmq,reflector
@@ -42,7 +44,8 @@ tableonly=0
 scpu=0
 gcpu=1
 csv=""
-while getopts t:n:d:s:w:R:I:N:r:gx:S:G:o:T o; do
+popts=""
+while getopts t:n:d:s:w:R:I:N:r:gx:S:G:o:C:T o; do
 	case $o in
 	t) targets=$OPTARG ;;
 	n) subs=$OPTARG ;;
@@ -59,7 +62,11 @@ while getopts t:n:d:s:w:R:I:N:r:gx:S:G:o:T o; do
 	S) scpu=$OPTARG ;;
 	G) gcpu=$OPTARG ;;
 	o) csv=$OPTARG ;;
-	*) sed -n '2,27p' "$0" >&2; exit 2 ;;
+	C) case $OPTARG in
+	   *=*) popts="$popts -o $OPTARG" ;;
+	   *) echo "compare: -C takes section.key=value, not '$OPTARG'" >&2; exit 2 ;;
+	   esac ;;
+	*) sed -n '2,30p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -86,7 +93,8 @@ trap 'exit 130' INT TERM
 start() {
 	case $1 in
 	parley)
-		set -- $("$here/run-parley.sh" -c "$scpu" "$work/parley.$$.$(date +%s%N)")
+		# shellcheck disable=SC2086 # popts: "-o KEY=VAL" words
+		set -- $("$here/run-parley.sh" -c "$scpu" $popts "$work/parley.$$.$(date +%s%N)")
 		srvpid=${1:-} wsurl=${2:-}
 		[ -n "$srvpid" ] || { echo "compare: parleyd did not start" >&2; exit 1; } ;;
 	rabbitmq)

@@ -3,8 +3,8 @@
 // bench/compare.sh, the side-by-side runner, on a tiny load against a real
 // parleyd and the reflector: repeats take turns by default (each round starts
 // every target afresh), -g groups them, -x reaches every generator run,
-// growth runs each size of -N, and the table shows both targets with the
-// ratio.  Speed is not checked here.
+// growth runs each size of -N, -C sets a key of Parley's config, and the
+// table shows both targets with the ratio.  Speed is not checked here.
 const t = require('../lib/tap');
 const fs = require('fs');
 const os = require('os');
@@ -56,6 +56,15 @@ t.run(async () => {
           x.received === x.expected && x.missing === '0'), `growth: ${tg}'s runs are max fanout runs at window 8 with nothing missing`);
       }
       t.like(r.stdout, /^fanout +max 15 +parley +\d +\d+ .* \d+\.\d\d \d+\/\d+/m, 'growth: a table line per size, with the ratio');
+    }
+    // -C reaches parleyd's config: a value it refuses stops the run, with
+    // parleyd's own message naming the key
+    {
+      const r = await runProgram('sh', [script, ...common, '-t', 'parley', '-C', 'server.gather_min=-5', 'fanout'], { env });
+      t.ok(r.code !== 0 && /gather_min/.test(r.stderr) && /exited during start-up/.test(r.stderr),
+        '-C server.gather_min=-5 reached parleyd, which refused it: ' + (r.stderr.split('\n').find((l) => /gather_min/.test(l)) || r.stderr.slice(0, 300)));
+      const f = await runProgram('sh', [script, '-C', 'gather_min', 'fanout'], { env });
+      t.ok(f.code === 2 && /-C takes section.key=value/.test(f.stderr), '-C without "=" is refused before anything runs');
     }
     const bad = await runProgram('sh', [script, '-q'], { env });
     t.ok(bad.code !== 0 && /-g/.test(bad.stderr) && /-x GEN_ARGS/.test(bad.stderr) && /growth \(a max fanout run per room/.test(bad.stderr),
