@@ -111,7 +111,9 @@ size_t	conn_send_msgs(struct conn *c, const char *head, size_t head_len,
 	    struct pmsg *const *v, size_t n);
 /* Make sure the end-of-turn flush runs (it calls broker_flush first). */
 void	conn_arm_flush(void);
+/* Write what c queued now (the fan-out, for a single-room subscriber). */
 void	conn_flush_now(struct conn *c);
+/* Write the connections with little queued (before a big room's sends). */
 void	conn_flush_quiet(void);
 /* Raw bytes after the frames queued so far (wslay's control frames). */
 int	conn_write_raw(struct conn *c, const void *data, size_t len);
