@@ -97,6 +97,8 @@ static SSL_CTX *tls_ctx;
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
+static int drained;		/* a bufferevent's output emptied since the
+				 * last trim pass */
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_destroy(struct conn *c);
 
@@ -531,7 +533,13 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	/* the bufferevent's output is empty: send directly again */
+	/* the bufferevent's output is empty: send directly again.  Its
+	 * chains (a backlog's worth, maybe) were freed as they went out: the
+	 * next trim pass gives the pages back. */
+	if (c->bev_busy) {
+		drained = 1;
+		conn_trim_later(c);
+	}
 	c->bev_busy = 0;
 	if (c->closing && !c->closed && !c->dirty && conn_outbound(c) == 0)
 		conn_destroy(c);
@@ -999,9 +1007,10 @@ trim_cb(evutil_socket_t fd, short what, void *arg)
 	/* after a burst (its output chains are freed as they are written,
 	 * its buffers here), give free pages back: free() keeps them in the
 	 * heap while anything above them is in use */
-	if (trimmed > 0)
+	if (trimmed > 0 || drained)
 		malloc_trim(0);
 	trimmed = 0;
+	drained = 0;
 	if (TAILQ_EMPTY(&trimq))
 		event_del(trim_ev);
 }
