@@ -92,6 +92,8 @@ static struct {
 	const char *resume;
 	int drain, settle_ms, cpu, receipts, quiet;
 	const char *sendhdr;	/* --header: extra SEND header line */
+	int idle_subs;		/* --idle-subs: more subscriptions per
+				 * subscriber, to rooms nobody publishes to */
 	int login_fixed;	/* same login for every client */
 } opt;
 
@@ -316,6 +318,22 @@ send_subscribe(struct client *c, const char *extra, char rtag)
 	send_frame(c, buf, (size_t)n + 1);
 }
 
+/* --idle-subs: subscriptions to rooms of their own that nobody publishes
+ * to, before the measured one (whose receipt then covers them too) */
+static void
+send_idle_subscribes(struct client *c)
+{
+	char buf[512];
+	int k, n;
+
+	for (k = 0; k < opt.idle_subs; k++) {
+		n = snprintf(buf, sizeof(buf), "SUBSCRIBE\nid:i%d-%d\n"
+		    "destination:%s%s-idle-%d-%d\nack:auto\n\n", c->idx, k,
+		    opt.prefix, runid, c->idx, k);
+		send_frame(c, buf, (size_t)n + 1);
+	}
+}
+
 /* one SEND; body "PB<room>:<pub>:<seq>:<ns>:" padded with 'x' */
 static void
 pub_send(struct client *c)
@@ -507,6 +525,7 @@ on_frame(struct client *c, const struct sframe *f, uint64_t now)
 			return;
 		if (c->role == ROLE_SUB) {
 			c->state = C_SUBSCRIBING;
+			send_idle_subscribes(c);
 			send_subscribe(c, NULL, 's');
 		} else
 			client_ready(c, now);
@@ -1023,6 +1042,9 @@ report(void)
 	    "%d-byte bodies, %s\n", opt.subs, opt.rooms,
 	    opt.sc == SC_HISTORY ? 1 : opt.rooms * opt.ppr, opt.size,
 	    opt.rate > 0 ? "fixed rate" : "receipt window");
+	if (opt.idle_subs > 0)
+		printf("  each subscriber is also subscribed to %d room(s) "
+		    "that get no messages\n", opt.idle_subs);
 	if (opt.rate > 0)
 		printf("  offered: %g msg/s (%g deliveries/s)\n", opt.rate,
 		    opt.rate * opt.subs / opt.rooms);
@@ -1207,6 +1229,8 @@ usage(FILE *f)
 "      --cpu N            pin the generator to CPU N\n"
 "      --header K:V       add this header to every SEND (e.g. event:typing,\n"
 "                         which Parley fans out without storing)\n"
+"      --idle-subs K      each subscriber also subscribes to K rooms of its\n"
+"                         own that get no messages (a member of several rooms)\n"
 "  -q, --quiet\n");
 }
 
@@ -1236,7 +1260,8 @@ int
 gen_main(int argc, char **argv)
 {
 	enum { O_HISTORY = 256, O_RESUME, O_CSV, O_LABEL, O_PREFIX, O_LOGIN,
-		O_PASSCODE, O_VHOST, O_RECEIPTS, O_DRAIN, O_SETTLE, O_CPU, O_HEADER };
+		O_PASSCODE, O_VHOST, O_RECEIPTS, O_DRAIN, O_SETTLE, O_CPU, O_HEADER,
+		O_IDLE_SUBS };
 	static const struct option lo[] = {
 		{ "url", required_argument, NULL, 'u' },
 		{ "target", required_argument, NULL, 't' },
@@ -1263,6 +1288,7 @@ gen_main(int argc, char **argv)
 		{ "settle", required_argument, NULL, O_SETTLE },
 		{ "cpu", required_argument, NULL, O_CPU },
 		{ "header", required_argument, NULL, O_HEADER },
+		{ "idle-subs", required_argument, NULL, O_IDLE_SUBS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -1363,6 +1389,14 @@ gen_main(int argc, char **argv)
 				return 2;
 			}
 			opt.sendhdr = optarg;
+			break;
+		case O_IDLE_SUBS:
+			opt.idle_subs = atoi(optarg);
+			if (opt.idle_subs < 0 || opt.idle_subs > 100) {
+				fprintf(stderr, "parley-bench: --idle-subs is "
+				    "0..100\n");
+				return 2;
+			}
 			break;
 		case 'q': opt.quiet = 1; break;
 		case 'h': usage(stdout); return 0;

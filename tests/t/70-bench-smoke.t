@@ -3,8 +3,9 @@
 // A short run of the load generator (bench/parley-bench) against a real
 // parleyd: correctness only — every expected delivery arrives, no gaps, no
 // duplicates, no reordering, no errors — over WebSocket and over TCP, with
-// several publishers per room, and for a history resume; idle and storm runs
-// record their connections without errors.  Speed targets live
+// several publishers per room, with subscribers in more rooms
+// (--idle-subs), and for a history resume; idle and storm runs record their
+// connections without errors.  Speed targets live
 // in the benchmark (bench/compare.sh), not here.
 const t = require('../lib/tap');
 const fs = require('fs');
@@ -76,6 +77,24 @@ t.run(async () => {
       t.is(row.expected, '2000', 'history: 10 clients x 200 messages expected');
       t.ok(Number(row.resume_max_us) > 0, 'history: every client finished its resume');
     });
+
+    // --idle-subs: every subscriber is also in rooms of its own with no
+    // traffic (a member of several rooms); the server sees those
+    // subscriptions while the run is on, and the run is still whole
+    {
+      let idleRooms = 0, done = false;
+      const run = bench('idle-subs', ['fanout', '-u', srv.ws, '-n', '20', '-d', '2', '-w', '8', '--idle-subs', '2'],
+        (row) => t.is(Number(row.expected), Number(row.sent) * 20, 'idle-subs: every message is expected at all 20 subscribers'))
+        .finally(() => { done = true; });
+      while (!done) {
+        const m = await fetchMetrics(srv).catch(() => '');
+        const n = (m.match(/^parley_room_subscribers\{room="[^"]*-idle-\d+-\d+"\} 1$/mg) || []).length;
+        if (n > idleRooms) idleRooms = n;
+        await sleep(100);
+      }
+      await run;
+      t.is(idleRooms, 40, 'idle-subs: parleyd saw 20 x 2 rooms with one subscriber each besides the measured room');
+    }
 
     t.like(await fetchMetrics(srv), /parley/, 'parleyd still answers /metrics');
     t.is(await srv.stop(), 0, 'parleyd exits 0 on SIGTERM after the runs');
