@@ -32,6 +32,9 @@
 static struct config *cfg;
 static struct strmap rooms;
 static TAILQ_HEAD(, room) pending = TAILQ_HEAD_INITIALIZER(pending);
+/* the room being fanned out is the turn's last: a subscriber of several
+ * rooms has all its frames of the turn once its share of it is queued */
+static int fan_last;
 
 int
 broker_init(struct config *c)
@@ -220,9 +223,10 @@ fan_out(struct room *r, struct pmsg *const *v, size_t n)
 			f->last_position = v[n - 1]->m.position;
 			stats.deliveries += conn_send_msgs(c, f->head,
 			    f->head_len, v + j, n - j);
-			/* its only room's frames of the turn are all queued:
-			 * written now, while they are in the cache */
-			if (c->direct_subs == 1)
+			/* its only room's frames of the turn (or the last
+			 * room's) are all queued: written now, while they are
+			 * in the cache */
+			if (c->direct_subs == 1 || fan_last)
 				conn_flush_now(c);
 			continue;
 		}
@@ -266,8 +270,9 @@ room_fan(struct room *r)
  * The turn's rooms, small ones first; before the first big one, what
  * little other connections queued (receipts, frames of subscribers of
  * several rooms) is written, so none of it waits behind the big room's
- * sends.  Fan-outs may queue more rooms (a slow consumer's leave): those
- * go in the same pass.
+ * sends.  In the last room a subscriber of several rooms is written
+ * during the fan-out too (fan_last).  Fan-outs may queue more rooms (a
+ * slow consumer's leave): those go in the same pass.
  */
 #define FAN_BIG 64
 
@@ -286,7 +291,9 @@ broker_flush(void)
 				continue;
 			}
 			r->pending = 0;
+			fan_last = TAILQ_EMPTY(&pending) && TAILQ_EMPTY(&big);
 			room_fan(r);
+			fan_last = 0;
 		}
 		if (TAILQ_EMPTY(&big))
 			break;
@@ -294,7 +301,9 @@ broker_flush(void)
 		while ((r = TAILQ_FIRST(&big)) != NULL) {
 			TAILQ_REMOVE(&big, r, pending_entry);
 			r->pending = 0;
+			fan_last = TAILQ_EMPTY(&big) && TAILQ_EMPTY(&pending);
 			room_fan(r);
+			fan_last = 0;
 		}
 	} while (!TAILQ_EMPTY(&pending));
 }
