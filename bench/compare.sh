@@ -158,7 +158,8 @@ gen() {
 }
 
 # The table: per scenario, run and target the median run (by deliveries/s,
-# or connects/s for storm), and ratios for the same scenario and run:
+# connects/s for storm, RSS per connection for idle), and ratios for the
+# same scenario and run:
 # max-throughput runs compare deliveries/s (ours/theirs); fixed-rate runs
 # compare p99 latency (theirs/ours, marked "L"); idle compares RSS per
 # connection (theirs/ours, marked "M"); storm compares connects/s.
@@ -167,7 +168,8 @@ awk -F, '
 NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 {
 	k = $col["scenario"] SUBSEP $col["label"] " " $col["subs"] SUBSEP $col["target"]
-	v = $col["scenario"] == "storm" ? $col["connects_per_s"] : $col["deliveries_per_s"]
+	v = $col["scenario"] == "storm" ? $col["connects_per_s"] : \
+	    $col["scenario"] == "idle" ? $col["server_rss_per_conn_b"] : $col["deliveries_per_s"]
 	if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
 	noisy = ("other_cpu_pct" in col) && $col["other_cpu_pct"] + 0 > 20
 	if (noisy) { nn[k]++; nval[k, nn[k]] = v + 0; nrow[k, nn[k]] = $0; next }

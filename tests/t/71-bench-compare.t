@@ -66,6 +66,24 @@ t.run(async () => {
       const f = await runProgram('sh', [script, '-C', 'gather_min', 'fanout'], { env });
       t.ok(f.code === 2 && /-C takes section.key=value/.test(f.stderr), '-C without "=" is refused before anything runs');
     }
+    // the table's median idle run is the median by RSS per connection:
+    // three noisy idle runs of the reflector, the middle one in time with a
+    // RSS that went down (a garbage collection can do that), still give a
+    // memory ratio (by run order the middle run was picked: "-")
+    {
+      const header = fs.readFileSync(path.join(ROOT, 'bench', 'data', '2026-11-25-s12-fanout.csv'), 'utf8').split('\n')[0].split(',');
+      const row = (vals) => header.map((h) => (h in vals ? vals[h] : (h === 'date' ? '2026-11-25T00:00:00' : '0'))).join(',');
+      const base = { label: 'idle', scenario: 'idle', transport: 'ws', rooms: '1', subs: '50', generator_bound: 'no', server_rss_kib: '9000' };
+      const csv = path.join(tmp, 'idle-median.csv');
+      fs.writeFileSync(csv, [header.join(','),
+        row({ ...base, target: 'parley', server_rss_per_conn_b: '5000', other_cpu_pct: '1' }),
+        ...['40000', '-2000', '45000'].map((b) => row({ ...base, target: 'reflector', server_rss_per_conn_b: b, other_cpu_pct: '50' })),
+      ].join('\n') + '\n');
+      const r = await runProgram('sh', [script, '-T', '-o', csv], { env });
+      t.like(r.stdout, /^idle +idle 50 +parley .* - +8\.0M 0\/0/m,
+        'table -T: the median of noisy idle runs is by RSS per connection (the reflector\'s 40,000 B against 5,000 B: 8.0M)');
+      t.like(r.stdout, /^idle +idle 50 +reflector .* NOISY/m, 'table -T: the reflector\'s idle line is marked NOISY');
+    }
     const bad = await runProgram('sh', [script, '-q'], { env });
     t.ok(bad.code !== 0 && /-g/.test(bad.stderr) && /-x GEN_ARGS/.test(bad.stderr) && /growth \(a max fanout run per room/.test(bad.stderr),
       'an unknown option prints the usage, which names -g, -x and the growth scenario');
