@@ -276,6 +276,15 @@ room_fan(struct room *r)
  */
 #define FAN_BIG 64
 
+static void
+fan_pending(struct room *r, int last)
+{
+	r->pending = 0;
+	fan_last = last;
+	room_fan(r);
+	fan_last = 0;
+}
+
 void
 broker_flush(void)
 {
@@ -290,20 +299,14 @@ broker_flush(void)
 				TAILQ_INSERT_TAIL(&big, r, pending_entry);
 				continue;
 			}
-			r->pending = 0;
-			fan_last = TAILQ_EMPTY(&pending) && TAILQ_EMPTY(&big);
-			room_fan(r);
-			fan_last = 0;
+			fan_pending(r, TAILQ_EMPTY(&pending) && TAILQ_EMPTY(&big));
 		}
 		if (TAILQ_EMPTY(&big))
 			break;
 		conn_flush_quiet();
 		while ((r = TAILQ_FIRST(&big)) != NULL) {
 			TAILQ_REMOVE(&big, r, pending_entry);
-			r->pending = 0;
-			fan_last = TAILQ_EMPTY(&big) && TAILQ_EMPTY(&pending);
-			room_fan(r);
-			fan_last = 0;
+			fan_pending(r, TAILQ_EMPTY(&big) && TAILQ_EMPTY(&pending));
 		}
 	} while (!TAILQ_EMPTY(&pending));
 }
